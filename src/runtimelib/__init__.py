@@ -1,0 +1,57 @@
+"""runtimelib: Jupyter kernels from Python, on asyncio, trio or plain blocking code."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public names and the module each lives in. They are imported on first use so that
+# ``import runtimelib`` stays cheap; the protocol core never pulls in zmq.
+_LAZY = {
+    "Message": "runtimelib.messages",
+    "Header": "runtimelib.messages",
+    "Session": "runtimelib.protocol",
+    "ConnectionInfo": "runtimelib.connection",
+    "MimeBundle": "runtimelib.media",
+    "MediaType": "runtimelib.media",
+}
+_ERRORS = "runtimelib.errors"
+
+if TYPE_CHECKING:
+    from .connection import ConnectionInfo
+    from .errors import *  # noqa: F403
+    from .media import MediaType, MimeBundle
+    from .messages import Header, Message
+    from .protocol import Session
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is None:
+        errors = importlib.import_module(_ERRORS)
+        if name in errors.__all__:
+            return getattr(errors, name)
+        raise AttributeError(f"module 'runtimelib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    from . import errors
+
+    return sorted([*globals(), *_LAZY, *errors.__all__])
+
+
+__all__ = [
+    "ConnectionInfo",
+    "Header",
+    "MediaType",
+    "Message",
+    "MimeBundle",
+    "Session",
+    "__version__",
+]

@@ -1,0 +1,122 @@
+"""Every exception runtimelib raises, in one tree.
+
+::
+
+    RuntimelibError
+    ├── ProtocolError                     the Jupyter messaging protocol was broken
+    │   ├── LocalProtocolError            ... by us: we were asked to send something invalid
+    │   └── RemoteProtocolError           ... by the peer: what arrived is not a valid message
+    │       ├── FramingError              missing delimiter, too few frames
+    │       ├── MessageTooLargeError      a frame beyond the configured size limit
+    │       ├── SignatureError            HMAC signature missing or wrong
+    │       │   └── ReplayedMessageError  a signature seen before
+    │       └── MessageDecodeError        not UTF-8, not JSON, NaN, a part of the wrong type
+    ├── SignatureSchemeError (ValueError) an ``hmac-*`` scheme hashlib does not know
+    ├── ConnectionFileError               a connection file that cannot be read or written
+    ├── KernelSpecError                   a kernelspec that cannot be used
+    │   └── NoSuchKernelError (LookupError)
+    ├── TransportError                    a socket or websocket failed
+    ├── KernelTimeoutError (TimeoutError) the kernel did not answer in time
+    └── KernelProcessError                the kernel process misbehaved
+        ├── KernelLaunchError             it could not be started, or exited during startup
+        └── KernelDiedError               it died while we depended on it
+
+Foreign exceptions (``zmq.ZMQError``, ``msgspec`` errors, ``OSError``) are translated into
+this tree where they cross a layer boundary, with the original kept as ``__cause__``.
+A kernel's error *reply* is data, not an exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConnectionFileError",
+    "FramingError",
+    "KernelDiedError",
+    "KernelLaunchError",
+    "KernelProcessError",
+    "KernelSpecError",
+    "KernelTimeoutError",
+    "LocalProtocolError",
+    "MessageDecodeError",
+    "MessageTooLargeError",
+    "NoSuchKernelError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ReplayedMessageError",
+    "RuntimelibError",
+    "SignatureError",
+    "SignatureSchemeError",
+    "TransportError",
+]
+
+
+class RuntimelibError(Exception):
+    """Base class of every error raised by runtimelib."""
+
+
+class ProtocolError(RuntimelibError):
+    """The Jupyter messaging protocol was violated."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to send something the protocol does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something that is not a valid Jupyter message."""
+
+
+class FramingError(RemoteProtocolError):
+    """The multipart frames do not have the shape of a Jupyter message."""
+
+
+class MessageTooLargeError(RemoteProtocolError):
+    """A frame is larger than the limit the receiver was configured with."""
+
+
+class SignatureError(RemoteProtocolError):
+    """The HMAC signature is missing or does not match the message."""
+
+
+class ReplayedMessageError(SignatureError):
+    """The signature was already seen: the message is a replay."""
+
+
+class MessageDecodeError(RemoteProtocolError):
+    """A JSON part is not UTF-8, not valid JSON, or not of the type the protocol requires."""
+
+
+class SignatureSchemeError(RuntimelibError, ValueError):
+    """The signature scheme is not ``hmac-<name>`` for a hash hashlib provides."""
+
+
+class ConnectionFileError(RuntimelibError):
+    """A connection file could not be read, parsed or written."""
+
+
+class KernelSpecError(RuntimelibError):
+    """A kernelspec is invalid or cannot be used."""
+
+
+class NoSuchKernelError(KernelSpecError, LookupError):
+    """No kernelspec of that name is installed."""
+
+
+class TransportError(RuntimelibError):
+    """A socket, websocket or other transport failed."""
+
+
+class KernelTimeoutError(RuntimelibError, TimeoutError):
+    """The kernel did not answer within the allowed time."""
+
+
+class KernelProcessError(RuntimelibError):
+    """The kernel process could not be started or stopped as expected."""
+
+
+class KernelLaunchError(KernelProcessError):
+    """The kernel could not be started, or exited before it was ready."""
+
+
+class KernelDiedError(KernelProcessError):
+    """The kernel died while a request was pending or a client depended on it."""

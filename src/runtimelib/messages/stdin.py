@@ -1,0 +1,26 @@
+"""Stdin channel messages: the kernel asks the frontend for a line of input (spec, "stdin")."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ._base import Content
+
+__all__ = ["InputReply", "InputRequest"]
+
+
+class InputRequest(Content, kw_only=True, frozen=True):
+    """The kernel wants a line of input; ``password`` asks the frontend not to echo it."""
+
+    msg_type: ClassVar[str] = "input_request"
+    channel: ClassVar[str] = "stdin"
+    prompt: str = ""
+    password: bool = False
+
+
+class InputReply(Content, kw_only=True, frozen=True):
+    """The line the user typed."""
+
+    msg_type: ClassVar[str] = "input_reply"
+    channel: ClassVar[str] = "stdin"
+    value: str = ""

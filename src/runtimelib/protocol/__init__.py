@@ -1,0 +1,15 @@
+"""The wire protocol without I/O: framing, signing, replay protection, the session codec."""
+
+from __future__ import annotations
+
+from .session import DEFAULT_MAX_FRAME_SIZE, DELIMITER, Session
+from .signing import DEFAULT_REPLAY_WINDOW, ReplayGuard, Signer
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_REPLAY_WINDOW",
+    "DELIMITER",
+    "ReplayGuard",
+    "Session",
+    "Signer",
+]
