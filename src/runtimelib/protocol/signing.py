@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections import deque
 from collections.abc import Iterable
 
 from ..errors import ReplayedMessageError, SignatureError, SignatureSchemeError
 
-__all__ = ["DEFAULT_REPLAY_WINDOW", "ReplayGuard", "Signer"]
+__all__ = ["DEFAULT_REPLAY_WINDOW", "ReplayGuard", "Signer", "check_signature_scheme"]
 
 #: How many recent signatures a receiver remembers to refuse replays (as jupyter_client does).
 DEFAULT_REPLAY_WINDOW = 2**16
@@ -16,8 +17,9 @@ DEFAULT_REPLAY_WINDOW = 2**16
 Part = bytes | bytearray | memoryview
 
 
-def _digest_name(scheme: str) -> str:
-    """The hashlib name in an ``hmac-<name>`` scheme, checked against what hashlib provides."""
+@functools.lru_cache(maxsize=32)
+def check_signature_scheme(scheme: str) -> str:
+    """The hash name in an ``hmac-<name>`` scheme; SignatureSchemeError if HMAC cannot use it."""
     prefix, _, name = scheme.partition("-")
     if prefix != "hmac" or not name:
         raise SignatureSchemeError(f"signature scheme must be 'hmac-<hash>', not {scheme!r}")
@@ -41,7 +43,7 @@ class Signer:
     def __init__(self, key: bytes, scheme: str = "hmac-sha256") -> None:
         self.key = bytes(key)
         self.scheme = scheme
-        digest = _digest_name(scheme)
+        digest = check_signature_scheme(scheme)
         # Keyed once here; each signature starts from a copy of this state.
         self._hmac = hmac.new(self.key, digestmod=digest) if self.key else None
 
