@@ -15,12 +15,19 @@ _LAZY = {
     "ConnectionInfo": "runtimelib.connection",
     "MimeBundle": "runtimelib.media",
     "MediaType": "runtimelib.media",
+    "KernelSpec": "runtimelib.kernelspec",
+    "list_kernelspecs": "runtimelib.kernelspec",
+    "find_kernelspec": "runtimelib.kernelspec",
+    "AsyncKernelManager": "runtimelib.manager",
+    "KernelManager": "runtimelib.manager",
 }
 _ERRORS = "runtimelib.errors"
 
 if TYPE_CHECKING:
     from .connection import ConnectionInfo
     from .errors import *  # noqa: F403
+    from .kernelspec import KernelSpec, find_kernelspec, list_kernelspecs
+    from .manager import AsyncKernelManager, KernelManager
     from .media import MediaType, MimeBundle
     from .messages import Header, Message
     from .protocol import Session
@@ -47,11 +54,16 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AsyncKernelManager",
     "ConnectionInfo",
     "Header",
+    "KernelManager",
+    "KernelSpec",
     "MediaType",
     "Message",
     "MimeBundle",
     "Session",
     "__version__",
+    "find_kernelspec",
+    "list_kernelspecs",
 ]

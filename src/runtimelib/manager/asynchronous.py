@@ -1,0 +1,172 @@
+"""AsyncKernelManager: start, watch, interrupt, restart and stop one kernel (asyncio or trio)."""
+
+from __future__ import annotations
+
+import signal
+from types import TracebackType
+
+import anyio
+
+from ..errors import KernelTimeoutError, RemoteProtocolError
+from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
+from ..transports.zmq import AsyncChannel
+from .base import ManagerBase, Readiness
+from .process import KernelProcess
+
+__all__ = ["AsyncKernelManager"]
+
+
+class AsyncKernelManager(ManagerBase):
+    """One kernel process, managed from async code; an async context manager.
+
+    ``async with AsyncKernelManager("python3") as km:`` starts the kernel and waits until it
+    is ready; leaving the block shuts it down, also when the block raised.
+    """
+
+    async def start(self) -> None:
+        """Launch the kernel and wait until it is ready (``startup_timeout``).
+
+        A kernel that exits during startup raises KernelLaunchError at once, with its exit
+        code and the end of its output; one that does not answer in time is killed and
+        raises KernelTimeoutError.
+        """
+        process = self._launch()
+        try:
+            await self._wait_ready(process)
+        except BaseException:
+            await self._stop(process, graceful=False)
+            raise
+
+    async def _wait_ready(self, process: KernelProcess) -> None:
+        assert self.connection_info is not None
+        session = self._session()
+        readiness = Readiness(session)
+        iopub = AsyncChannel.connect(self.connection_info, "iopub", session=session)
+        shell = AsyncChannel.connect(self.connection_info, "shell", session=session)
+        heard = anyio.Event()
+        answered = anyio.Event()
+        exited = False
+
+        async def watch_exit() -> None:
+            nonlocal exited
+            await process.wait_async()
+            exited = True
+            tg.cancel_scope.cancel()
+
+        async def read(channel: AsyncChannel, event: anyio.Event) -> None:
+            while True:
+                try:
+                    message = await channel.recv()
+                except RemoteProtocolError:
+                    continue  # not ours to judge here; the kernel is still starting
+                if channel is iopub:
+                    readiness.on_iopub(message)
+                else:
+                    readiness.on_shell(message)
+                if readiness.heard_iopub if channel is iopub else readiness.reply is not None:
+                    event.set()
+
+        try:
+            with anyio.move_on_after(self.startup_timeout) as deadline:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch_exit)
+                    tg.start_soon(read, iopub, heard)
+                    tg.start_soon(read, shell, answered)
+                    await shell.send(readiness.request())
+                    await answered.wait()
+                    while not readiness.heard_iopub:
+                        with anyio.move_on_after(0.1):
+                            await heard.wait()
+                        if not readiness.heard_iopub:
+                            await shell.send(readiness.request())
+                    tg.cancel_scope.cancel()
+        finally:
+            iopub.close()
+            shell.close()
+        if exited and not readiness.ready:
+            raise self._exited_during_startup(process)
+        if deadline.cancelled_caught:
+            raise self._startup_timed_out(process)
+        self.kernel_info = readiness.reply
+
+    async def interrupt(self) -> None:
+        """Interrupt the running execution: SIGINT to the group, or interrupt_request."""
+        if self.process is None:
+            return
+        if self.spec.interrupt_mode == "message":
+            await self._control_request(InterruptRequest(), timeout=self.shutdown_timeout)
+        else:
+            self.process.signal(signal.SIGINT)
+
+    async def _control_request(self, content: InterruptRequest, timeout: float) -> None:
+        assert self.connection_info is not None
+        async with AsyncChannel.connect(self.connection_info, "control") as control:
+            request = control.message(content)
+            await control.send(request)
+            with anyio.move_on_after(timeout) as scope:
+                while True:
+                    reply = await control.recv()
+                    if reply.parent_id == request.msg_id and isinstance(
+                        reply.content, InterruptReply
+                    ):
+                        return
+            if scope.cancelled_caught:
+                raise KernelTimeoutError(f"no interrupt_reply from the kernel in {timeout} s")
+
+    async def restart(self, *, new_ports: bool = False) -> None:
+        """Stop the kernel and start it again, on the same ports unless ``new_ports``.
+
+        Clients connected to the same ports reconnect by themselves.
+        """
+        if self.process is not None:
+            await self._stop(self.process, graceful=True, restart=True)
+        process = self._launch(new_ports=new_ports)
+        try:
+            await self._wait_ready(process)
+        except BaseException:
+            await self._stop(process, graceful=False)
+            raise
+
+    async def shutdown(self, *, now: bool = False) -> None:
+        """Stop the kernel: shutdown_request, then SIGTERM, then SIGKILL, within
+        ``shutdown_timeout`` seconds; the connection file is removed. ``now`` skips the request.
+        """
+        if self.process is not None:
+            await self._stop(self.process, graceful=not now)
+
+    async def _stop(self, process: KernelProcess, *, graceful: bool, restart: bool = False) -> None:
+        after_request, after_term = self._shutdown_budget()
+        with anyio.CancelScope(shield=True):
+            if graceful and process.is_alive() and self.connection_info is not None:
+                control = AsyncChannel.connect(self.connection_info, "control")
+                try:
+                    with anyio.move_on_after(0.5):
+                        await control.send(control.message(ShutdownRequest(restart=restart)))
+                    with anyio.move_on_after(after_request):
+                        await process.wait_async()
+                finally:
+                    control.close()
+            if process.is_alive():
+                process.signal(signal.SIGTERM)
+                with anyio.move_on_after(after_term):
+                    await process.wait_async()
+            if process.is_alive():
+                process.kill()
+                with anyio.move_on_after(2.0):
+                    await process.wait_async()
+            if not restart:
+                self._cleanup()
+            else:
+                process.release()
+
+    async def __aenter__(self) -> AsyncKernelManager:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()

@@ -1,0 +1,185 @@
+"""What the async and blocking kernel managers share: launch plans, readiness, cleanup."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..connection import ConnectionInfo
+from ..errors import KernelLaunchError, KernelTimeoutError
+from ..kernelspec import KernelSpec, find_kernelspec
+from ..messages import Content, KernelInfoReply, KernelInfoRequest, Message
+from ..protocol import Session
+from .process import KernelProcess, OutputMode
+
+__all__ = ["DEFAULT_KERNEL", "ManagerBase", "Readiness", "runtime_dir"]
+
+#: The kernel started when none is named.
+DEFAULT_KERNEL = "python3"
+
+
+def runtime_dir() -> Path:
+    """Jupyter's runtime directory (``JUPYTER_RUNTIME_DIR``), created 0700 if missing."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    path = Path(jupyter_runtime_dir())
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+class Readiness:
+    """Decides when a starting kernel is ready, from the messages it sends (sans-IO).
+
+    Ready means the kernel answered a kernel_info_request and we have heard it on iopub, so
+    nothing it publishes from now on is lost to the subscription still being set up
+    (PROTOCOL.md, "Startup and readiness"). Kernels with an XPUB iopub say so at once with
+    ``iopub_welcome`` (JEP 65); for the others each kernel_info_request makes them publish
+    ``busy``/``idle``, so we ask again until iopub speaks.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.sent: set[str] = set()
+        self.reply: KernelInfoReply | None = None
+        self.heard_iopub = False
+
+    def request(self) -> Message[KernelInfoRequest]:
+        """The next kernel_info_request to send on shell."""
+        message = self.session.message(KernelInfoRequest(), channel="shell")
+        self.sent.add(message.msg_id)
+        return message
+
+    def on_shell(self, message: Message[Content]) -> None:
+        """Feed a message received on shell."""
+        if message.parent_id in self.sent and isinstance(message.content, KernelInfoReply):
+            self.reply = message.content
+
+    def on_iopub(self, message: Message[Content]) -> None:
+        """Feed a message received on iopub."""
+        self.heard_iopub = True
+
+    @property
+    def ready(self) -> bool:
+        """Whether the kernel answered and iopub is live."""
+        return self.reply is not None and self.heard_iopub
+
+
+class ManagerBase:
+    """Configuration and I/O-free steps of managing one kernel process."""
+
+    def __init__(
+        self,
+        kernel_name: str | None = None,
+        *,
+        spec: KernelSpec | None = None,
+        connection_info: ConnectionInfo | None = None,
+        kernel_id: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        output: OutputMode = "capture",
+        ip: str = "127.0.0.1",
+        transport: str = "tcp",
+        startup_timeout: float = 60.0,
+        shutdown_timeout: float = 5.0,
+        guard: bool = True,
+    ) -> None:
+        self.kernel_name = (spec.name if spec is not None else kernel_name) or DEFAULT_KERNEL
+        self._spec = spec
+        self.kernel_id = kernel_id or str(uuid.uuid4())
+        self.cwd = cwd
+        self.env = dict(env or {})
+        self.output = output
+        self.ip = ip
+        self.transport = transport
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.guard = guard
+        self.connection_info: ConnectionInfo | None = connection_info
+        self.connection_file: Path | None = None
+        self.kernel_info: KernelInfoReply | None = None
+        self.process: KernelProcess | None = None
+
+    @property
+    def spec(self) -> KernelSpec:
+        """The kernelspec, looked up by name on first use."""
+        if self._spec is None:
+            self._spec = find_kernelspec(self.kernel_name)
+        return self._spec
+
+    def is_alive(self) -> bool:
+        """Whether the kernel process is running."""
+        return self.process is not None and self.process.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        """The kernel's process id, while it has one."""
+        return self.process.pid if self.process is not None else None
+
+    def _launch(self, *, new_ports: bool = False) -> KernelProcess:
+        """Write the connection file and spawn the kernel (not yet ready)."""
+        spec = self.spec
+        if self.connection_info is None or new_ports:
+            self.connection_info = ConnectionInfo.new(
+                ip=self.ip,
+                transport="ipc" if self.transport == "ipc" else "tcp",
+                kernel_name=spec.name,
+            )
+        if self.connection_file is None:
+            self.connection_file = runtime_dir() / f"kernel-{self.kernel_id}.json"
+        self.connection_info.write(self.connection_file)
+        env = spec.environment(extra=self.env)
+        # ipykernel polls this pid and exits when it is gone: a second line of defence.
+        env.setdefault("JPY_PARENT_PID", str(os.getpid()))
+        argv = spec.command(self.connection_file)
+        try:
+            self.process = KernelProcess(
+                argv, env=env, cwd=self.cwd, output=self.output, guard=self.guard
+            )
+        except KernelLaunchError:
+            self._remove_connection_file()
+            raise
+        self.kernel_info = None
+        return self.process
+
+    def _session(self) -> Session:
+        assert self.connection_info is not None
+        return Session(self.connection_info.key_bytes, self.connection_info.signature_scheme)
+
+    def _launch_failed(self, process: KernelProcess, why: str) -> KernelLaunchError:
+        tail = process.output_tail().strip()
+        detail = f"\n--- kernel output (last lines) ---\n{tail}" if tail else ""
+        return KernelLaunchError(f"kernel {self.kernel_name!r} {why}{detail}")
+
+    def _exited_during_startup(self, process: KernelProcess) -> KernelLaunchError:
+        return self._launch_failed(process, f"exited during startup with code {process.returncode}")
+
+    def _startup_timed_out(self, process: KernelProcess) -> KernelTimeoutError:
+        error = self._launch_failed(process, f"was not ready in {self.startup_timeout} s")
+        return KernelTimeoutError(str(error))
+
+    def _cleanup(self) -> None:
+        """Forget the exited process and remove the connection file."""
+        if self.process is not None:
+            self.process.release()
+        self._remove_connection_file()
+
+    def _remove_connection_file(self) -> None:
+        if self.connection_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.connection_file.unlink()
+
+    def _shutdown_budget(self) -> tuple[float, float]:
+        """Seconds to wait after the shutdown request, then after SIGTERM; SIGKILL follows."""
+        total = max(self.shutdown_timeout, 0.1)
+        return total * 0.6, total * 0.3
+
+    def __repr__(self) -> str:
+        state = "alive" if self.is_alive() else "not running"
+        return f"<{type(self).__name__} {self.kernel_name!r} {self.kernel_id} {state}>"
+
+    def _describe(self) -> dict[str, Any]:
+        return {"kernel_id": self.kernel_id, "kernel_name": self.kernel_name, "pid": self.pid}

@@ -1,0 +1,150 @@
+"""KernelManager: the blocking twin of AsyncKernelManager; no event loop involved."""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import TracebackType
+from typing import Any
+
+import zmq
+
+from ..errors import KernelTimeoutError, RemoteProtocolError
+from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
+from ..transports.zmq import Channel
+from .base import ManagerBase, Readiness
+from .process import KernelProcess
+
+__all__ = ["KernelManager"]
+
+# How often the readiness loop looks at the process while it waits for the kernel.
+_POLL_SECONDS = 0.05
+_RESEND_SECONDS = 0.1
+
+
+class KernelManager(ManagerBase):
+    """One kernel process, managed from blocking code; a context manager.
+
+    Safe to use inside a running event loop (a notebook cell): it never starts one.
+    """
+
+    def start(self) -> None:
+        """Launch the kernel and wait until it is ready (``startup_timeout``).
+
+        A kernel that exits during startup raises KernelLaunchError at once, with its exit
+        code and the end of its output; one that does not answer in time is killed and
+        raises KernelTimeoutError.
+        """
+        process = self._launch()
+        try:
+            self._wait_ready(process)
+        except BaseException:
+            self._stop(process, graceful=False)
+            raise
+
+    def _wait_ready(self, process: KernelProcess) -> None:
+        assert self.connection_info is not None
+        session = self._session()
+        readiness = Readiness(session)
+        iopub = Channel.connect(self.connection_info, "iopub", session=session)
+        shell = Channel.connect(self.connection_info, "shell", session=session)
+        poller = zmq.Poller()
+        poller.register(iopub.socket, zmq.POLLIN)
+        poller.register(shell.socket, zmq.POLLIN)
+        deadline = time.monotonic() + self.startup_timeout
+        try:
+            shell.send(readiness.request())
+            last_sent = time.monotonic()
+            while not readiness.ready:
+                if not process.is_alive():
+                    raise self._exited_during_startup(process)
+                now = time.monotonic()
+                if now >= deadline:
+                    raise self._startup_timed_out(process)
+                if readiness.reply is not None and now - last_sent >= _RESEND_SECONDS:
+                    shell.send(readiness.request())  # iopub still silent: ask again
+                    last_sent = now
+                events: dict[Any, int] = dict(poller.poll(int(_POLL_SECONDS * 1000)))
+                for channel, feed in ((iopub, readiness.on_iopub), (shell, readiness.on_shell)):
+                    while events.get(channel.socket) and channel.poll(0):
+                        try:
+                            feed(channel.recv(0))
+                        except RemoteProtocolError:
+                            continue
+        finally:
+            iopub.close()
+            shell.close()
+        self.kernel_info = readiness.reply
+
+    def interrupt(self) -> None:
+        """Interrupt the running execution: SIGINT to the group, or interrupt_request."""
+        if self.process is None:
+            return
+        if self.spec.interrupt_mode == "message":
+            self._interrupt_request(timeout=self.shutdown_timeout)
+        else:
+            self.process.signal(signal.SIGINT)
+
+    def _interrupt_request(self, timeout: float) -> None:
+        assert self.connection_info is not None
+        with Channel.connect(self.connection_info, "control") as control:
+            request = control.message(InterruptRequest())
+            control.send(request)
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                if not control.poll(left):
+                    break
+                reply = control.recv(0)
+                if reply.parent_id == request.msg_id and isinstance(reply.content, InterruptReply):
+                    return
+        raise KernelTimeoutError(f"no interrupt_reply from the kernel in {timeout} s")
+
+    def restart(self, *, new_ports: bool = False) -> None:
+        """Stop the kernel and start it again, on the same ports unless ``new_ports``.
+
+        Clients connected to the same ports reconnect by themselves.
+        """
+        if self.process is not None:
+            self._stop(self.process, graceful=True, restart=True)
+        process = self._launch(new_ports=new_ports)
+        try:
+            self._wait_ready(process)
+        except BaseException:
+            self._stop(process, graceful=False)
+            raise
+
+    def shutdown(self, *, now: bool = False) -> None:
+        """Stop the kernel: shutdown_request, then SIGTERM, then SIGKILL, within
+        ``shutdown_timeout`` seconds; the connection file is removed. ``now`` skips the request.
+        """
+        if self.process is not None:
+            self._stop(self.process, graceful=not now)
+
+    def _stop(self, process: KernelProcess, *, graceful: bool, restart: bool = False) -> None:
+        after_request, after_term = self._shutdown_budget()
+        if graceful and process.is_alive() and self.connection_info is not None:
+            with Channel.connect(self.connection_info, "control") as control:
+                control.send(control.message(ShutdownRequest(restart=restart)))
+                process.wait(after_request)
+        if process.is_alive():
+            process.signal(signal.SIGTERM)
+            process.wait(after_term)
+        if process.is_alive():
+            process.kill()
+            process.wait(2.0)
+        if restart:
+            process.release()
+        else:
+            self._cleanup()
+
+    def __enter__(self) -> KernelManager:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()

@@ -1,0 +1,97 @@
+"""Shared fixtures: isolated Jupyter directories, test kernelspecs, leak checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Kernelspecs of small misbehaving kernels, for the error paths of the lifecycle.
+PY = sys.executable
+IGNORE_TERM = (
+    "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+    "from ipykernel.kernelapp import launch_new_instance; launch_new_instance()"
+)
+TEST_SPECS: dict[str, dict[str, object]] = {
+    "ignores-sigterm": {
+        "argv": [PY, "-c", IGNORE_TERM, "-f", "{connection_file}"],
+        "display_name": "ipykernel ignoring SIGTERM",
+        "language": "python",
+    },
+    "exits-at-once": {
+        "argv": [PY, "-c", "import sys; print('boom: no luck', file=sys.stderr); sys.exit(3)"],
+        "display_name": "exits with an error",
+        "language": "python",
+    },
+    "never-ready": {
+        "argv": [PY, "-c", "import time; time.sleep(120)", "{connection_file}"],
+        "display_name": "never answers",
+        "language": "python",
+    },
+    "missing-binary": {
+        "argv": ["/nonexistent/bin/kernel", "{connection_file}"],
+        "display_name": "no such program",
+        "language": "none",
+    },
+    "bash": {
+        "argv": [PY, "-m", "bash_kernel", "-f", "{connection_file}"],
+        "display_name": "Bash",
+        "language": "bash",
+    },
+}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it has exited all the same.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def jupyter_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Private Jupyter data, config and runtime dirs, with the test kernelspecs installed.
+
+    Kernels installed in the environment (ipykernel's python3, xeus-python's xpython) stay
+    visible. After the test, the runtime dir must hold no connection file.
+    """
+    data = tmp_path / "data"
+    kernels = tmp_path / "path" / "kernels"
+    for name, spec in TEST_SPECS.items():
+        (kernels / name).mkdir(parents=True)
+        (kernels / name / "kernel.json").write_text(json.dumps(spec))
+    runtime = tmp_path / "runtime"
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "path"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(data))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    yield runtime
+    leftovers = sorted(p.name for p in runtime.glob("kernel-*.json")) if runtime.exists() else []
+    assert leftovers == [], f"connection files left behind: {leftovers}"
+
+
+@pytest.fixture
+def assert_gone() -> Iterator[list[int]]:
+    """Collects kernel pids; after the test every one of them must have exited."""
+    pids: list[int] = []
+    yield pids
+    alive = [pid for pid in pids if _pid_alive(pid)]
+    assert alive == [], f"kernel processes left running: {alive}"
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Every async test runs on asyncio and on trio."""
+    return str(request.param)
