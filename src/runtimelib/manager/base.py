@@ -137,7 +137,12 @@ class ManagerBase:
         argv = spec.command(self.connection_file)
         try:
             self.process = KernelProcess(
-                argv, env=env, cwd=self.cwd, output=self.output, guard=self.guard
+                argv,
+                env=env,
+                cwd=self.cwd,
+                output=self.output,
+                guard=self.guard,
+                connection_file=self.connection_file,
             )
         except KernelLaunchError:
             self._remove_connection_file()

@@ -84,9 +84,9 @@ class _Guard:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
 
-    def watch(self, pgid: int) -> None:
-        """End this process group if we die."""
-        self._send(f"+{pgid}\n")
+    def watch(self, pgid: int, connection_file: str) -> None:
+        """End this process group, and remove its connection file, if we die."""
+        self._send(f"+{pgid} {connection_file}\n")
 
     def forget(self, pgid: int) -> None:
         """The group ended, or was handed over: leave it alone."""
@@ -108,6 +108,7 @@ class KernelProcess:
         cwd: str | os.PathLike[str] | None = None,
         output: OutputMode = "capture",
         guard: bool = True,
+        connection_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.argv = list(argv)
         self._log: IO[bytes] | None = None
@@ -139,7 +140,7 @@ class KernelProcess:
         self.pid = self.popen.pid
         self._guarded = guard and _POSIX
         if self._guarded:
-            _GUARD.watch(self.pid)
+            _GUARD.watch(self.pid, os.fspath(connection_file or ""))
         self._pidfd = -1
         if hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
