@@ -7,10 +7,11 @@ from types import TracebackType
 
 import anyio
 
+from ..client.readiness import Readiness
 from ..errors import KernelTimeoutError, RemoteProtocolError
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
 from ..transports.zmq import AsyncChannel
-from .base import ManagerBase, Readiness
+from .base import ManagerBase
 from .process import KernelProcess
 
 __all__ = ["AsyncKernelManager"]

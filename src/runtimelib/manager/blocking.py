@@ -9,10 +9,11 @@ from typing import Any
 
 import zmq
 
+from ..client.readiness import Readiness
 from ..errors import KernelTimeoutError, RemoteProtocolError
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
 from ..transports.zmq import Channel
-from .base import ManagerBase, Readiness
+from .base import ManagerBase
 from .process import KernelProcess
 
 __all__ = ["KernelManager"]

@@ -151,6 +151,16 @@ class AsyncChannel(_ChannelBase):
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot send on the {self.channel} channel: {exc}") from exc
 
+    def send_nowait(self, message: Message[Any]) -> bool:
+        """Send without waiting; False (nothing sent) if the socket cannot take it right now."""
+        try:
+            self.socket.send_multipart(self.session.serialize(message), zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            raise TransportError(f"cannot send on the {self.channel} channel: {exc}") from exc
+        return True
+
     async def recv_frames(self) -> list[bytes]:
         """The next multipart message as raw frames, unverified."""
         while True:

@@ -1,0 +1,3 @@
+"""Kernel clients: AsyncKernelClient (asyncio, trio) and its blocking twin KernelClient."""
+
+from __future__ import annotations

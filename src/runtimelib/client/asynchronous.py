@@ -1,0 +1,501 @@
+"""AsyncKernelClient: talk to a kernel from asyncio or trio code, never losing output."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..connection import ConnectionInfo
+from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, TransportError
+from ..messages import (
+    CommInfoReply,
+    CommInfoRequest,
+    CompleteReply,
+    CompleteRequest,
+    Content,
+    CreateSubshellReply,
+    CreateSubshellRequest,
+    DebugReply,
+    DebugRequest,
+    DeleteSubshellReply,
+    DeleteSubshellRequest,
+    ExecuteReply,
+    ExecuteRequest,
+    HistoryReply,
+    HistoryRequest,
+    InputReply,
+    InputRequest,
+    InspectReply,
+    InspectRequest,
+    InterruptReply,
+    InterruptRequest,
+    IsCompleteReply,
+    IsCompleteRequest,
+    KernelInfoReply,
+    KernelInfoRequest,
+    ListSubshellReply,
+    ListSubshellRequest,
+    Message,
+    ShutdownReply,
+    ShutdownRequest,
+    Status,
+)
+from ..protocol import Session
+from ..transports.zmq import AsyncChannel, AsyncHeartbeat
+from .comms import CommManager
+from .outputs import ExecutionResult, Output, OutputCollector
+from .readiness import Readiness
+from .routing import Router
+
+__all__ = ["AsyncKernelClient", "InputHandler", "OutputCallback"]
+
+log = logging.getLogger("runtimelib.client")
+
+R = TypeVar("R", bound=Content)
+
+#: Answers the kernel's ``input()``: called with the prompt and whether it is a password.
+InputHandler = Callable[[str, bool], "str | Awaitable[str]"]
+#: Called with each output as it arrives (and again when a display update changes one).
+OutputCallback = Callable[[Output], "Awaitable[None] | None"]
+
+_CHANNELS = ("shell", "control", "stdin", "iopub")
+
+
+class _Inbox:
+    """A request's inbox: an unbounded memory stream (bounded by the request's own output)."""
+
+    def __init__(self) -> None:
+        send: MemoryObjectSendStream[Message[Content] | BaseException]
+        receive: MemoryObjectReceiveStream[Message[Content] | BaseException]
+        send, receive = anyio.create_memory_object_stream(math.inf)
+        self.sender, self.receiver = send, receive
+
+    def put(self, item: Message[Content] | BaseException) -> None:
+        self.sender.send_nowait(item)
+
+    async def get(self, deadline: float) -> Message[Content]:
+        with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+            item = await self.receiver.receive()
+            if isinstance(item, BaseException):
+                raise item
+            return item
+        raise KernelTimeoutError("the kernel did not answer in time")
+
+    def close(self) -> None:
+        self.sender.close()
+        self.receiver.close()
+
+
+class AsyncKernelClient:
+    """A client of one kernel, for asyncio or trio; use it as an async context manager.
+
+    While open it reads every channel in the background, so a kernel publishing as fast as it
+    can never outruns it, and any number of requests can be in flight at once.
+    """
+
+    def __init__(
+        self,
+        connection_info: ConnectionInfo,
+        *,
+        session: Session | None = None,
+        heartbeat_interval: float | None = 1.0,
+        heartbeat_misses: int = 5,
+    ) -> None:
+        self.connection_info = connection_info
+        self.session = session or Session(
+            connection_info.key_bytes, connection_info.signature_scheme
+        )
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_misses = heartbeat_misses
+        self.router = Router()
+        self.comms = CommManager(self)
+        self.router.listeners.append(self.comms.handle)
+        self._channels: dict[str, AsyncChannel] = {}
+        self._task_group: TaskGroup | None = None
+        self._process_watch: Callable[[], Awaitable[int]] | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncKernelClient:
+        for name in _CHANNELS:
+            self._channels[name] = AsyncChannel.connect(
+                self.connection_info, name, session=self.session
+            )
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        for channel in self._channels.values():
+            task_group.start_soon(self._read, channel)
+        if self._process_watch is not None:
+            task_group.start_soon(self._watch_process, self._process_watch)
+        elif self.heartbeat_interval:
+            task_group.start_soon(self._watch_heartbeat, self.heartbeat_interval)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading and close every socket."""
+        task_group, self._task_group = self._task_group, None
+        if task_group is not None:
+            task_group.cancel_scope.cancel()
+            await task_group.__aexit__(None, None, None)
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+
+    def watch_process(self, wait: Callable[[], Awaitable[int]]) -> None:
+        """Fail pending requests with KernelDiedError when ``wait()`` returns (process exit).
+
+        Used by a manager for the kernels it launched; other kernels are watched by heartbeat.
+        """
+        self._process_watch = wait
+
+    async def _read(self, channel: AsyncChannel) -> None:
+        dispatch = self.router.dispatch
+        while True:
+            try:
+                message = await channel.recv()
+            except RemoteProtocolError as exc:
+                log.warning("dropped a malformed message on %s: %s", channel.channel, exc)
+                continue
+            except TransportError as exc:
+                self.router.fail(exc)
+                return
+            dispatch(message)
+
+    async def _watch_process(self, wait: Callable[[], Awaitable[int]]) -> None:
+        code = await wait()
+        self.router.fail(KernelDiedError(f"the kernel process exited with code {code}"))
+
+    async def _watch_heartbeat(self, interval: float) -> None:
+        misses = 0
+        async with AsyncHeartbeat(self.connection_info) as heart:
+            while True:
+                if await heart.ping(interval):
+                    if misses >= self.heartbeat_misses:
+                        self.router.recover()
+                    misses = 0
+                    await anyio.sleep(interval)
+                else:
+                    misses += 1
+                    if misses == self.heartbeat_misses:
+                        self.router.fail(
+                            KernelDiedError(f"the kernel missed {misses} heartbeats in a row")
+                        )
+
+    def _channel(self, name: str) -> AsyncChannel:
+        if self._task_group is None:
+            raise RuntimeError("use the client inside 'async with client:'")
+        return self._channels[name]
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _send_comm(
+        self, content: Content, *, metadata: dict[str, Any] | None, buffers: list[bytes] | None
+    ) -> Message[Content]:
+        # Comm handlers run inside the reader; sending must not wait, so try at once and only
+        # hand the rare message the socket cannot take yet to a task.
+        message = self.session.message(
+            content, channel="shell", metadata=metadata, buffers=tuple(buffers or ())
+        )
+        channel = self._channel("shell")
+        if not channel.send_nowait(message):
+            assert self._task_group is not None
+            self._task_group.start_soon(channel.send, message)
+        return message
+
+    async def send(self, message: Message[Any]) -> None:
+        """Send a message as it is, on its channel (the raw layer)."""
+        await self._channel(message.channel or "shell").send(message)
+
+    async def request(
+        self,
+        content: Content,
+        *,
+        channel: str | None = None,
+        timeout: float | None = None,
+        subshell_id: str | None = None,
+    ) -> Message[Content]:
+        """Send a request and return the reply message (matched by msg_id)."""
+        name = channel or content.channel
+        message = self.session.message(content, channel=name, subshell_id=subshell_id)
+        inbox = _Inbox()
+        self.router.open(message.msg_id, inbox)
+        deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        try:
+            await self._channel(name).send(message)
+            while True:
+                reply = await inbox.get(deadline)
+                if reply.channel == name:
+                    return reply
+        finally:
+            self.router.close(message.msg_id)
+            inbox.close()
+
+    async def _reply(
+        self, content: Content, reply_type: type[R], timeout: float | None, **kw: Any
+    ) -> R:
+        reply = (await self.request(content, timeout=timeout, **kw)).content
+        if not isinstance(reply, reply_type):
+            raise RemoteProtocolError(
+                f"expected {reply_type.msg_type}, got {type(reply).__name__} in reply"
+            )
+        return reply
+
+    async def kernel_info(self, *, timeout: float | None = None) -> KernelInfoReply:
+        """Who the kernel is."""
+        return await self._reply(KernelInfoRequest(), KernelInfoReply, timeout)
+
+    async def complete(
+        self, code: str, cursor_pos: int | None = None, *, timeout: float | None = None
+    ) -> CompleteReply:
+        """Completions at ``cursor_pos`` (default: the end of ``code``)."""
+        pos = len(code) if cursor_pos is None else cursor_pos
+        return await self._reply(CompleteRequest(code=code, cursor_pos=pos), CompleteReply, timeout)
+
+    async def inspect(
+        self,
+        code: str,
+        cursor_pos: int | None = None,
+        detail_level: int = 0,
+        *,
+        timeout: float | None = None,
+    ) -> InspectReply:
+        """Help on the object at ``cursor_pos`` (default: the end of ``code``)."""
+        pos = len(code) if cursor_pos is None else cursor_pos
+        request = InspectRequest(code=code, cursor_pos=pos, detail_level=detail_level)
+        return await self._reply(request, InspectReply, timeout)
+
+    async def history(self, *, timeout: float | None = None, **kwargs: Any) -> HistoryReply:
+        """Input history; keyword arguments are those of HistoryRequest."""
+        return await self._reply(HistoryRequest(**kwargs), HistoryReply, timeout)
+
+    async def is_complete(self, code: str, *, timeout: float | None = None) -> IsCompleteReply:
+        """Whether ``code`` is ready to run."""
+        return await self._reply(IsCompleteRequest(code=code), IsCompleteReply, timeout)
+
+    async def comm_info(
+        self, target_name: str | None = None, *, timeout: float | None = None
+    ) -> CommInfoReply:
+        """The kernel's open comms."""
+        request = (
+            CommInfoRequest() if target_name is None else CommInfoRequest(target_name=target_name)
+        )
+        return await self._reply(request, CommInfoReply, timeout)
+
+    async def shutdown(
+        self, *, restart: bool = False, timeout: float | None = None
+    ) -> ShutdownReply:
+        """Ask the kernel to shut down (control channel)."""
+        return await self._reply(ShutdownRequest(restart=restart), ShutdownReply, timeout)
+
+    async def interrupt(self, *, timeout: float | None = None) -> InterruptReply:
+        """Ask the kernel to interrupt (for kernels whose interrupt_mode is "message")."""
+        return await self._reply(InterruptRequest(), InterruptReply, timeout)
+
+    async def debug_request(
+        self,
+        command: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        seq: int = 1,
+        timeout: float | None = None,
+    ) -> DebugReply:
+        """A Debug Adapter Protocol request on control."""
+        request = DebugRequest(seq=seq, command=command, arguments=arguments or {})
+        return await self._reply(request, DebugReply, timeout)
+
+    async def create_subshell(self, *, timeout: float | None = None) -> str:
+        """Create a subshell; returns its id, for ``subshell_id=`` on later requests."""
+        return (
+            await self._reply(CreateSubshellRequest(), CreateSubshellReply, timeout)
+        ).subshell_id
+
+    async def list_subshells(self, *, timeout: float | None = None) -> list[str]:
+        """The kernel's subshell ids."""
+        return (await self._reply(ListSubshellRequest(), ListSubshellReply, timeout)).subshell_id
+
+    async def delete_subshell(self, subshell_id: str, *, timeout: float | None = None) -> None:
+        """Delete a subshell."""
+        await self._reply(
+            DeleteSubshellRequest(subshell_id=subshell_id), DeleteSubshellReply, timeout
+        )
+
+    async def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
+        """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
+        readiness = Readiness(self.session)
+        deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        backlog_seen = len(self.router.backlog)
+
+        def watch(message: Message[Content]) -> None:
+            if message.channel == "iopub":
+                readiness.on_iopub(message)
+
+        self.router.listeners.append(watch)
+        try:
+            if backlog_seen and any(m.channel == "iopub" for m in self.router.backlog):
+                readiness.heard_iopub = True
+            while not readiness.ready:
+                request = readiness.request()
+                inbox = _Inbox()
+                self.router.open(request.msg_id, inbox)
+                try:
+                    await self._channel("shell").send(request)
+                    # Ask again every so often: a kernel without iopub_welcome shows that iopub
+                    # is live only by the status messages each request makes it publish.
+                    resend = min(deadline, anyio.current_time() + (0.2 if readiness.reply else 1.0))
+                    while not readiness.ready:
+                        try:
+                            message = await inbox.get(resend)
+                        except KernelTimeoutError:
+                            if anyio.current_time() >= deadline:
+                                raise
+                            break
+                        if message.channel == "shell":
+                            readiness.on_shell(message)
+                        else:
+                            readiness.on_iopub(message)
+                finally:
+                    self.router.close(request.msg_id)
+                    inbox.close()
+        finally:
+            self.router.listeners.remove(watch)
+        assert readiness.reply is not None
+        return readiness.reply
+
+    # -- execution ------------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        stop_on_error: bool = True,
+        timeout: float | None = None,
+        input: InputHandler | None = None,
+        allow_stdin: bool | None = None,
+        subshell_id: str | None = None,
+    ) -> AsyncIterator[Message[Content]]:
+        """Run ``code`` and yield its messages as they arrive: iopub outputs and status, then
+        the execute_reply. Ends once both the reply and the ``idle`` status arrived.
+
+        ``input`` answers ``input()`` in the kernel; without it the kernel is told stdin is not
+        available (``allow_stdin`` defaults to whether there is a handler).
+        """
+        request = self.session.message(
+            ExecuteRequest(
+                code=code,
+                silent=silent,
+                store_history=store_history,
+                user_expressions=user_expressions or {},
+                allow_stdin=input is not None if allow_stdin is None else allow_stdin,
+                stop_on_error=stop_on_error,
+            ),
+            channel="shell",
+            subshell_id=subshell_id,
+        )
+        inbox = _Inbox()
+        self.router.open(request.msg_id, inbox)
+        deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        replied = idle = False
+        try:
+            await self._channel("shell").send(request)
+            while not (replied and idle):
+                message = await inbox.get(deadline)
+                channel = message.channel
+                if channel == "stdin":
+                    if isinstance(message.content, InputRequest):
+                        await self._answer_input(message, input)
+                    continue
+                if channel == "shell":
+                    if not isinstance(message.content, ExecuteReply):
+                        continue
+                    replied = True
+                elif (
+                    isinstance(message.content, Status)
+                    and message.content.execution_state == "idle"
+                ):
+                    idle = True
+                yield message
+        finally:
+            self.router.close(request.msg_id)
+            inbox.close()
+
+    async def _answer_input(self, message: Message[Content], handler: InputHandler | None) -> None:
+        content = message.content
+        assert isinstance(content, InputRequest)
+        value = ""
+        if handler is not None:
+            answer = handler(content.prompt, content.password)
+            value = await answer if inspect.isawaitable(answer) else answer
+        reply = self.session.message(InputReply(value=value), message, channel="stdin")
+        await self._channel("stdin").send(reply)
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        stop_on_error: bool = True,
+        timeout: float | None = None,
+        input: InputHandler | None = None,
+        allow_stdin: bool | None = None,
+        on_output: OutputCallback | None = None,
+        raise_on_error: bool = False,
+        subshell_id: str | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` and return everything it produced once the kernel is idle again.
+
+        ``timeout`` bounds the whole execution (KernelTimeoutError; the kernel is not
+        interrupted). ``raise_on_error`` raises ExecutionError when the code raised.
+        """
+        collector = OutputCollector()
+        reply: ExecuteReply | None = None
+        msg_id = ""
+        async for message in self.stream(
+            code,
+            silent=silent,
+            store_history=store_history,
+            user_expressions=user_expressions,
+            stop_on_error=stop_on_error,
+            timeout=timeout,
+            input=input,
+            allow_stdin=allow_stdin,
+            subshell_id=subshell_id,
+        ):
+            msg_id = message.parent_id or msg_id
+            content = message.content
+            if isinstance(content, ExecuteReply):
+                reply = content
+            elif collector.add(content) and on_output is not None and collector.outputs:
+                outcome = on_output(collector.outputs[-1])
+                if inspect.isawaitable(outcome):
+                    await outcome
+        assert reply is not None
+        result = ExecutionResult(
+            status=reply.status,
+            execution_count=reply.execution_count,
+            outputs=collector.outputs,
+            reply=reply,
+            msg_id=msg_id,
+        )
+        return result.raise_for_error() if raise_on_error else result

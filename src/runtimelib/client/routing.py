@@ -1,0 +1,79 @@
+"""Where each received message goes: the waiting request, the comms, or a bounded backlog.
+
+Sans-IO and shared by both client twins. Replies and outputs are matched to their request by
+``parent_header.msg_id``, never by arrival order, so any number of requests can be in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from ..messages import Content, Message
+
+__all__ = ["DEFAULT_BACKLOG", "Inbox", "Router"]
+
+log = logging.getLogger("runtimelib.client")
+
+#: How many messages that no request claims are kept (the newest win).
+DEFAULT_BACKLOG = 1000
+
+
+class Inbox(Protocol):
+    """Where the messages of one request are delivered."""
+
+    def put(self, item: Message[Content] | BaseException) -> None:
+        """Deliver a message, or an error that ends the request."""
+
+
+class Router:
+    """Routes received messages to the inboxes of pending requests."""
+
+    def __init__(self, backlog: int = DEFAULT_BACKLOG) -> None:
+        self._inboxes: dict[str, Inbox] = {}
+        #: Messages nobody was waiting for (other clients' outputs, late arrivals), bounded.
+        self.backlog: deque[Message[Content]] = deque(maxlen=backlog)
+        #: Called for every message, before routing (e.g. comms, a "watch everything" hook).
+        self.listeners: list[Callable[[Message[Content]], None]] = []
+        self.failure: BaseException | None = None
+
+    def open(self, msg_id: str, inbox: Inbox) -> None:
+        """Send the messages whose parent is ``msg_id`` to ``inbox`` from now on."""
+        if self.failure is not None:
+            inbox.put(self.failure)
+        self._inboxes[msg_id] = inbox
+
+    def close(self, msg_id: str) -> None:
+        """Stop routing for ``msg_id``; later messages go to the backlog."""
+        self._inboxes.pop(msg_id, None)
+
+    @property
+    def pending(self) -> int:
+        """How many requests are waiting."""
+        return len(self._inboxes)
+
+    def dispatch(self, message: Message[Content]) -> None:
+        """Deliver one received message."""
+        for listener in self.listeners:
+            try:
+                listener(message)
+            except Exception:
+                log.exception("a message listener failed on %s", message.msg_type)
+        parent = message.parent_id
+        inbox = self._inboxes.get(parent) if parent else None
+        if inbox is not None:
+            inbox.put(message)
+        else:
+            self.backlog.append(message)
+
+    def fail(self, error: BaseException) -> None:
+        """End every pending request with ``error``, and refuse new ones until ``recover``."""
+        self.failure = error
+        for inbox in list(self._inboxes.values()):
+            inbox.put(error)
+
+    def recover(self) -> None:
+        """The kernel is back (restarted): accept requests again."""
+        self.failure = None
