@@ -19,11 +19,16 @@ _LAZY = {
     "list_kernelspecs": "runtimelib.kernelspec",
     "find_kernelspec": "runtimelib.kernelspec",
     "AsyncKernelManager": "runtimelib.manager",
+    "AsyncKernelClient": "runtimelib.client",
+    "KernelClient": "runtimelib.client",
+    "ExecutionResult": "runtimelib.client",
+    "ExecutionError": "runtimelib.client",
     "KernelManager": "runtimelib.manager",
 }
 _ERRORS = "runtimelib.errors"
 
 if TYPE_CHECKING:
+    from .client import AsyncKernelClient, ExecutionError, ExecutionResult, KernelClient
     from .connection import ConnectionInfo
     from .errors import *  # noqa: F403
     from .kernelspec import KernelSpec, find_kernelspec, list_kernelspecs
@@ -54,9 +59,13 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AsyncKernelClient",
     "AsyncKernelManager",
     "ConnectionInfo",
+    "ExecutionError",
+    "ExecutionResult",
     "Header",
+    "KernelClient",
     "KernelManager",
     "KernelSpec",
     "MediaType",

@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -27,8 +27,6 @@ from ..messages import (
     DebugRequest,
     DeleteSubshellReply,
     DeleteSubshellRequest,
-    ExecuteReply,
-    ExecuteRequest,
     HistoryReply,
     HistoryRequest,
     InputReply,
@@ -46,14 +44,17 @@ from ..messages import (
     Message,
     ShutdownReply,
     ShutdownRequest,
-    Status,
 )
 from ..protocol import Session
 from ..transports.zmq import AsyncChannel, AsyncHeartbeat
 from .comms import CommManager
-from .outputs import ExecutionResult, Output, OutputCollector
+from .execution import Execution
+from .outputs import ExecutionResult, Output
 from .readiness import Readiness
 from .routing import Router
+
+if TYPE_CHECKING:
+    from ..manager.process import KernelProcess
 
 __all__ = ["AsyncKernelClient", "InputHandler", "OutputCallback"]
 
@@ -63,7 +64,7 @@ R = TypeVar("R", bound=Content)
 
 #: Answers the kernel's ``input()``: called with the prompt and whether it is a password.
 InputHandler = Callable[[str, bool], "str | Awaitable[str]"]
-#: Called with each output as it arrives (and again when a display update changes one).
+#: Called with each new output as it arrives (display updates and clears are not outputs).
 OutputCallback = Callable[[Output], "Awaitable[None] | None"]
 
 _CHANNELS = ("shell", "control", "stdin", "iopub")
@@ -120,7 +121,7 @@ class AsyncKernelClient:
         self.router.listeners.append(self.comms.handle)
         self._channels: dict[str, AsyncChannel] = {}
         self._task_group: TaskGroup | None = None
-        self._process_watch: Callable[[], Awaitable[int]] | None = None
+        self._process_watch: Callable[[], KernelProcess | None] | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -158,12 +159,13 @@ class AsyncKernelClient:
             channel.close()
         self._channels.clear()
 
-    def watch_process(self, wait: Callable[[], Awaitable[int]]) -> None:
-        """Fail pending requests with KernelDiedError when ``wait()`` returns (process exit).
+    def watch_process(self, current: Callable[[], KernelProcess | None]) -> None:
+        """Watch the kernel process instead of the heartbeat (before entering the client).
 
-        Used by a manager for the kernels it launched; other kernels are watched by heartbeat.
+        ``current()`` gives the kernel's process (a manager's, which a restart replaces); when
+        it exits, pending requests fail with KernelDiedError.
         """
-        self._process_watch = wait
+        self._process_watch = current
 
     async def _read(self, channel: AsyncChannel) -> None:
         dispatch = self.router.dispatch
@@ -178,9 +180,17 @@ class AsyncKernelClient:
                 return
             dispatch(message)
 
-    async def _watch_process(self, wait: Callable[[], Awaitable[int]]) -> None:
-        code = await wait()
-        self.router.fail(KernelDiedError(f"the kernel process exited with code {code}"))
+    async def _watch_process(self, current: Callable[[], KernelProcess | None]) -> None:
+        while True:
+            process = current()
+            if process is None:
+                await anyio.sleep(0.1)
+                continue
+            code = await process.wait_async()
+            self.router.fail(KernelDiedError(f"the kernel exited with code {code}"))
+            while current() is process:  # until a restart replaces it
+                await anyio.sleep(0.05)
+            self.router.recover()
 
     async def _watch_heartbeat(self, interval: float) -> None:
         misses = 0
@@ -393,49 +403,42 @@ class AsyncKernelClient:
         allow_stdin: bool | None = None,
         subshell_id: str | None = None,
     ) -> AsyncIterator[Message[Content]]:
-        """Run ``code`` and yield its messages as they arrive: iopub outputs and status, then
+        """Run ``code`` and yield its messages as they arrive: iopub outputs and status, and
         the execute_reply. Ends once both the reply and the ``idle`` status arrived.
 
         ``input`` answers ``input()`` in the kernel; without it the kernel is told stdin is not
         available (``allow_stdin`` defaults to whether there is a handler).
         """
-        request = self.session.message(
-            ExecuteRequest(
-                code=code,
-                silent=silent,
-                store_history=store_history,
-                user_expressions=user_expressions or {},
-                allow_stdin=input is not None if allow_stdin is None else allow_stdin,
-                stop_on_error=stop_on_error,
-            ),
-            channel="shell",
+        execution = Execution(
+            self.session,
+            code,
+            silent=silent,
+            store_history=store_history,
+            user_expressions=user_expressions,
+            allow_stdin=input is not None if allow_stdin is None else allow_stdin,
+            stop_on_error=stop_on_error,
             subshell_id=subshell_id,
         )
+        async for message in self._run(execution, timeout, input):
+            yield message
+
+    async def _run(
+        self, execution: Execution, timeout: float | None, input: InputHandler | None
+    ) -> AsyncIterator[Message[Content]]:
         inbox = _Inbox()
-        self.router.open(request.msg_id, inbox)
+        self.router.open(execution.msg_id, inbox)
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
-        replied = idle = False
         try:
-            await self._channel("shell").send(request)
-            while not (replied and idle):
+            await self._channel("shell").send(execution.request)
+            while not execution.done:
                 message = await inbox.get(deadline)
-                channel = message.channel
-                if channel == "stdin":
-                    if isinstance(message.content, InputRequest):
-                        await self._answer_input(message, input)
-                    continue
-                if channel == "shell":
-                    if not isinstance(message.content, ExecuteReply):
-                        continue
-                    replied = True
-                elif (
-                    isinstance(message.content, Status)
-                    and message.content.execution_state == "idle"
-                ):
-                    idle = True
-                yield message
+                action = execution.classify(message)
+                if action == "input":
+                    await self._answer_input(message, input)
+                elif action == "yield":
+                    yield message
         finally:
-            self.router.close(request.msg_id)
+            self.router.close(execution.msg_id)
             inbox.close()
 
     async def _answer_input(self, message: Message[Content], handler: InputHandler | None) -> None:
@@ -468,34 +471,21 @@ class AsyncKernelClient:
         ``timeout`` bounds the whole execution (KernelTimeoutError; the kernel is not
         interrupted). ``raise_on_error`` raises ExecutionError when the code raised.
         """
-        collector = OutputCollector()
-        reply: ExecuteReply | None = None
-        msg_id = ""
-        async for message in self.stream(
+        execution = Execution(
+            self.session,
             code,
             silent=silent,
             store_history=store_history,
             user_expressions=user_expressions,
+            allow_stdin=input is not None if allow_stdin is None else allow_stdin,
             stop_on_error=stop_on_error,
-            timeout=timeout,
-            input=input,
-            allow_stdin=allow_stdin,
             subshell_id=subshell_id,
-        ):
-            msg_id = message.parent_id or msg_id
-            content = message.content
-            if isinstance(content, ExecuteReply):
-                reply = content
-            elif collector.add(content) and on_output is not None and collector.outputs:
-                outcome = on_output(collector.outputs[-1])
+        )
+        async for message in self._run(execution, timeout, input):
+            output = execution.collect(message)
+            if output is not None and on_output is not None:
+                outcome = on_output(output)
                 if inspect.isawaitable(outcome):
                     await outcome
-        assert reply is not None
-        result = ExecutionResult(
-            status=reply.status,
-            execution_count=reply.execution_count,
-            outputs=collector.outputs,
-            reply=reply,
-            msg_id=msg_id,
-        )
+        result = execution.result()
         return result.raise_for_error() if raise_on_error else result

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import signal
 from types import TracebackType
+from typing import Any
 
 import anyio
 
+from ..client.asynchronous import AsyncKernelClient
 from ..client.readiness import Readiness
 from ..errors import KernelTimeoutError, RemoteProtocolError
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
@@ -89,6 +91,17 @@ class AsyncKernelManager(ManagerBase):
         if deadline.cancelled_caught:
             raise self._startup_timed_out(process)
         self.kernel_info = readiness.reply
+
+    def client(self, **kwargs: Any) -> AsyncKernelClient:
+        """A client of this kernel that fails fast with KernelDiedError if the process dies.
+
+        Use it as ``async with km.client() as kc:``; it stays connected across restarts.
+        """
+        if self.connection_info is None:
+            raise RuntimeError("start the kernel before asking for a client")
+        client = AsyncKernelClient(self.connection_info, **kwargs)
+        client.watch_process(lambda: self.process)
+        return client
 
     async def interrupt(self) -> None:
         """Interrupt the running execution: SIGINT to the group, or interrupt_request."""

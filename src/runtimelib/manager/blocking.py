@@ -9,6 +9,7 @@ from typing import Any
 
 import zmq
 
+from ..client.blocking import KernelClient
 from ..client.readiness import Readiness
 from ..errors import KernelTimeoutError, RemoteProtocolError
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
@@ -76,6 +77,17 @@ class KernelManager(ManagerBase):
             iopub.close()
             shell.close()
         self.kernel_info = readiness.reply
+
+    def client(self, **kwargs: Any) -> KernelClient:
+        """A client of this kernel that fails fast with KernelDiedError if the process dies.
+
+        Use it as ``with km.client() as kc:``; it stays connected across restarts.
+        """
+        if self.connection_info is None:
+            raise RuntimeError("start the kernel before asking for a client")
+        client = KernelClient(self.connection_info, **kwargs)
+        client.watch_process(lambda: self.process)
+        return client
 
     def interrupt(self) -> None:
         """Interrupt the running execution: SIGINT to the group, or interrupt_request."""

@@ -1,0 +1,565 @@
+"""KernelClient: the blocking twin of AsyncKernelClient; no event loop, works inside one.
+
+One I/O thread owns the sockets: it reads every channel continuously (so the kernel never
+outruns us), routes each message to the inbox of the request it answers, sends what callers
+queue, and beats the heart. Callers block on their own inbox; callbacks and input handlers run
+in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import zmq
+
+from ..connection import ConnectionInfo
+from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, TransportError
+from ..messages import (
+    CommInfoReply,
+    CommInfoRequest,
+    CompleteReply,
+    CompleteRequest,
+    Content,
+    CreateSubshellReply,
+    CreateSubshellRequest,
+    DebugReply,
+    DebugRequest,
+    DeleteSubshellReply,
+    DeleteSubshellRequest,
+    HistoryReply,
+    HistoryRequest,
+    InputReply,
+    InputRequest,
+    InspectReply,
+    InspectRequest,
+    InterruptReply,
+    InterruptRequest,
+    IsCompleteReply,
+    IsCompleteRequest,
+    KernelInfoReply,
+    KernelInfoRequest,
+    ListSubshellReply,
+    ListSubshellRequest,
+    Message,
+    ShutdownReply,
+    ShutdownRequest,
+)
+from ..protocol import Session
+from ..transports.zmq import client_socket
+from .comms import CommManager
+from .execution import Execution
+from .outputs import ExecutionResult, Output
+from .readiness import Readiness
+from .routing import Router
+
+if TYPE_CHECKING:
+    from ..manager.process import KernelProcess
+
+__all__ = ["KernelClient"]
+
+log = logging.getLogger("runtimelib.client")
+
+R = TypeVar("R", bound=Content)
+
+InputHandler = Callable[[str, bool], str]
+OutputCallback = Callable[[Output], None]
+
+_CHANNELS = ("shell", "control", "stdin", "iopub")
+
+
+class _Inbox:
+    """A request's inbox: a thread-safe queue the I/O thread fills."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[Message[Content] | BaseException] = queue.SimpleQueue()
+
+    def put(self, item: Message[Content] | BaseException) -> None:
+        self.queue.put(item)
+
+    def get(self, deadline: float) -> Message[Content]:
+        try:
+            item = self.queue.get(
+                timeout=max(deadline - time.monotonic(), 0) if deadline < float("inf") else None
+            )
+        except queue.Empty:
+            raise KernelTimeoutError("the kernel did not answer in time") from None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+class _IOThread(threading.Thread):
+    """Owns the sockets: reads, routes, sends queued frames, watches the heart or process."""
+
+    def __init__(self, client: KernelClient) -> None:
+        super().__init__(name="runtimelib-kernel-client", daemon=True)
+        self.client = client
+        self.outbox: queue.SimpleQueue[tuple[str, list[Any]]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self.stopping = False
+        self.started_ok = threading.Event()
+        self.error: BaseException | None = None
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake()
+
+    def run(self) -> None:
+        client = self.client
+        info = client.connection_info
+        try:
+            sockets = {
+                name: client_socket(info, name, session_id=client.session.session_id)
+                for name in _CHANNELS
+            }
+        except TransportError as exc:
+            self.error = exc
+            self.started_ok.set()
+            return
+        by_socket = {sock: name for name, sock in sockets.items()}
+        poller = zmq.Poller()
+        for sock in sockets.values():
+            poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        heart = _HeartWatch(client, poller)
+        self.started_ok.set()
+        try:
+            while not self.stopping:
+                for item, _ in poller.poll(heart.poll_ms()):
+                    if item == self._wake_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self._wake_r, 65536)
+                        self._flush(sockets)
+                    elif item is heart.socket:
+                        heart.on_beat()
+                    else:
+                        self._drain(item, by_socket[item])
+                heart.tick()
+                self._flush(sockets)
+        finally:
+            heart.close()
+            for sock in sockets.values():
+                sock.close(linger=500)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _flush(self, sockets: dict[str, zmq.Socket[Any]]) -> None:
+        while True:
+            try:
+                channel, frames = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                sockets[channel].send_multipart(frames, copy=False)
+            except zmq.ZMQError as exc:
+                log.error("cannot send on %s: %s", channel, exc)
+
+    def _drain(self, sock: zmq.Socket[Any], channel: str) -> None:
+        session, dispatch = self.client.session, self.client.router.dispatch
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                dispatch(session.deserialize(frames, channel=channel))
+            except RemoteProtocolError as exc:
+                log.warning("dropped a malformed message on %s: %s", channel, exc)
+
+
+class _HeartWatch:
+    """Heartbeats (or the watched process) as seen from the I/O thread."""
+
+    def __init__(self, client: KernelClient, poller: zmq.Poller) -> None:
+        self.client = client
+        self.interval = client.heartbeat_interval
+        self.socket: zmq.Socket[Any] | None = None
+        self.misses = 0
+        self.sent_at: float | None = None
+        self.next_at = time.monotonic()
+        self.dead_process: Any = None
+        if client._process is None and self.interval:
+            self.socket = client_socket(client.connection_info, "hb", session_id="")
+            poller.register(self.socket, zmq.POLLIN)
+
+    def poll_ms(self) -> int:
+        if self.client._process is not None:
+            return 100
+        if self.socket is None:
+            return 1000
+        return max(0, int((self.next_at - time.monotonic()) * 1000))
+
+    def on_beat(self) -> None:
+        assert self.socket is not None
+        with contextlib.suppress(zmq.Again):
+            self.socket.recv(zmq.NOBLOCK)
+        if self.misses >= self.client.heartbeat_misses:
+            self.client.router.recover()
+        self.misses = 0
+        self.sent_at = None
+
+    def tick(self) -> None:
+        current = self.client._process
+        if current is not None:
+            process = current()
+            router = self.client.router
+            if process is None:
+                return
+            if process is not self.dead_process and not process.is_alive():
+                self.dead_process = process
+                router.fail(KernelDiedError(f"the kernel exited with code {process.returncode}"))
+            elif process is not self.dead_process and router.failure is not None:
+                router.recover()  # a restart replaced the dead process
+            return
+        if self.socket is None or self.interval is None:
+            return
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        if self.sent_at is not None:  # the last beat was not answered in time
+            self.misses += 1
+            if self.misses == self.client.heartbeat_misses:
+                self.client.router.fail(
+                    KernelDiedError(f"the kernel missed {self.misses} heartbeats in a row")
+                )
+        with contextlib.suppress(zmq.ZMQError):
+            self.socket.send(b"ping", zmq.NOBLOCK)
+        self.sent_at = now
+        self.next_at = now + self.interval
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)
+
+
+class KernelClient:
+    """A blocking client of one kernel; use it as a context manager.
+
+    Safe to call from inside a running event loop (a notebook cell): it never runs one.
+    """
+
+    def __init__(
+        self,
+        connection_info: ConnectionInfo,
+        *,
+        session: Session | None = None,
+        heartbeat_interval: float | None = 1.0,
+        heartbeat_misses: int = 5,
+    ) -> None:
+        self.connection_info = connection_info
+        self.session = session or Session(
+            connection_info.key_bytes, connection_info.signature_scheme
+        )
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_misses = heartbeat_misses
+        self.router = Router()
+        self.comms = CommManager(self)
+        self.router.listeners.append(self.comms.handle)
+        self._process: Callable[[], KernelProcess | None] | None = None
+        self._io: _IOThread | None = None
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect and start reading in the background."""
+        if self._io is not None:
+            return
+        io = _IOThread(self)
+        io.start()
+        io.started_ok.wait()
+        if io.error is not None:
+            raise io.error
+        self._io = io
+
+    def close(self) -> None:
+        """Stop reading and close every socket."""
+        io, self._io = self._io, None
+        if io is not None:
+            io.stop()
+            io.join(5)
+
+    def __enter__(self) -> KernelClient:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def watch_process(self, current: Callable[[], KernelProcess | None]) -> None:
+        """Watch the kernel process instead of the heartbeat (before ``start``).
+
+        ``current()`` gives the kernel's process (a manager's, which a restart replaces); when
+        it exits, pending requests fail with KernelDiedError.
+        """
+        self._process = current
+
+    def _io_thread(self) -> _IOThread:
+        if self._io is None:
+            raise RuntimeError("use the client inside 'with client:' (or call start())")
+        return self._io
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def send(self, message: Message[Any]) -> None:
+        """Send a message as it is, on its channel (the raw layer)."""
+        io = self._io_thread()
+        io.outbox.put((message.channel or "shell", self.session.serialize(message)))
+        io.wake()
+
+    def _send_comm(
+        self, content: Content, *, metadata: dict[str, Any] | None, buffers: list[bytes] | None
+    ) -> Message[Content]:
+        message = self.session.message(
+            content, channel="shell", metadata=metadata, buffers=tuple(buffers or ())
+        )
+        self.send(message)
+        return message
+
+    def request(
+        self,
+        content: Content,
+        *,
+        channel: str | None = None,
+        timeout: float | None = None,
+        subshell_id: str | None = None,
+    ) -> Message[Content]:
+        """Send a request and return the reply message (matched by msg_id)."""
+        name = channel or content.channel
+        message = self.session.message(content, channel=name, subshell_id=subshell_id)
+        inbox = _Inbox()
+        self.router.open(message.msg_id, inbox)
+        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        try:
+            self.send(message)
+            while True:
+                reply = inbox.get(deadline)
+                if reply.channel == name:
+                    return reply
+        finally:
+            self.router.close(message.msg_id)
+
+    def _reply(self, content: Content, reply_type: type[R], timeout: float | None) -> R:
+        reply = self.request(content, timeout=timeout).content
+        if not isinstance(reply, reply_type):
+            raise RemoteProtocolError(
+                f"expected {reply_type.msg_type}, got {type(reply).__name__} in reply"
+            )
+        return reply
+
+    def kernel_info(self, *, timeout: float | None = None) -> KernelInfoReply:
+        """Who the kernel is."""
+        return self._reply(KernelInfoRequest(), KernelInfoReply, timeout)
+
+    def complete(
+        self, code: str, cursor_pos: int | None = None, *, timeout: float | None = None
+    ) -> CompleteReply:
+        """Completions at ``cursor_pos`` (default: the end of ``code``)."""
+        pos = len(code) if cursor_pos is None else cursor_pos
+        return self._reply(CompleteRequest(code=code, cursor_pos=pos), CompleteReply, timeout)
+
+    def inspect(
+        self,
+        code: str,
+        cursor_pos: int | None = None,
+        detail_level: int = 0,
+        *,
+        timeout: float | None = None,
+    ) -> InspectReply:
+        """Help on the object at ``cursor_pos`` (default: the end of ``code``)."""
+        pos = len(code) if cursor_pos is None else cursor_pos
+        request = InspectRequest(code=code, cursor_pos=pos, detail_level=detail_level)
+        return self._reply(request, InspectReply, timeout)
+
+    def history(self, *, timeout: float | None = None, **kwargs: Any) -> HistoryReply:
+        """Input history; keyword arguments are those of HistoryRequest."""
+        return self._reply(HistoryRequest(**kwargs), HistoryReply, timeout)
+
+    def is_complete(self, code: str, *, timeout: float | None = None) -> IsCompleteReply:
+        """Whether ``code`` is ready to run."""
+        return self._reply(IsCompleteRequest(code=code), IsCompleteReply, timeout)
+
+    def comm_info(
+        self, target_name: str | None = None, *, timeout: float | None = None
+    ) -> CommInfoReply:
+        """The kernel's open comms."""
+        request = (
+            CommInfoRequest() if target_name is None else CommInfoRequest(target_name=target_name)
+        )
+        return self._reply(request, CommInfoReply, timeout)
+
+    def shutdown(self, *, restart: bool = False, timeout: float | None = None) -> ShutdownReply:
+        """Ask the kernel to shut down (control channel)."""
+        return self._reply(ShutdownRequest(restart=restart), ShutdownReply, timeout)
+
+    def interrupt(self, *, timeout: float | None = None) -> InterruptReply:
+        """Ask the kernel to interrupt (for kernels whose interrupt_mode is "message")."""
+        return self._reply(InterruptRequest(), InterruptReply, timeout)
+
+    def debug_request(
+        self,
+        command: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        seq: int = 1,
+        timeout: float | None = None,
+    ) -> DebugReply:
+        """A Debug Adapter Protocol request on control."""
+        request = DebugRequest(seq=seq, command=command, arguments=arguments or {})
+        return self._reply(request, DebugReply, timeout)
+
+    def create_subshell(self, *, timeout: float | None = None) -> str:
+        """Create a subshell; returns its id, for ``subshell_id=`` on later requests."""
+        return self._reply(CreateSubshellRequest(), CreateSubshellReply, timeout).subshell_id
+
+    def list_subshells(self, *, timeout: float | None = None) -> list[str]:
+        """The kernel's subshell ids."""
+        return self._reply(ListSubshellRequest(), ListSubshellReply, timeout).subshell_id
+
+    def delete_subshell(self, subshell_id: str, *, timeout: float | None = None) -> None:
+        """Delete a subshell."""
+        self._reply(DeleteSubshellRequest(subshell_id=subshell_id), DeleteSubshellReply, timeout)
+
+    def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
+        """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
+        readiness = Readiness(self.session)
+        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+
+        def watch(message: Message[Content]) -> None:
+            if message.channel == "iopub":
+                readiness.on_iopub(message)
+
+        self.router.listeners.append(watch)
+        try:
+            if any(m.channel == "iopub" for m in list(self.router.backlog)):
+                readiness.heard_iopub = True
+            while not readiness.ready:
+                request = readiness.request()
+                inbox = _Inbox()
+                self.router.open(request.msg_id, inbox)
+                try:
+                    self.send(request)
+                    resend = min(deadline, time.monotonic() + (0.2 if readiness.reply else 1.0))
+                    while not readiness.ready:
+                        try:
+                            message = inbox.get(resend)
+                        except KernelTimeoutError:
+                            if time.monotonic() >= deadline:
+                                raise
+                            break
+                        if message.channel == "shell":
+                            readiness.on_shell(message)
+                        else:
+                            readiness.on_iopub(message)
+                finally:
+                    self.router.close(request.msg_id)
+        finally:
+            self.router.listeners.remove(watch)
+        assert readiness.reply is not None
+        return readiness.reply
+
+    # -- execution ------------------------------------------------------------------------------
+
+    def stream(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        stop_on_error: bool = True,
+        timeout: float | None = None,
+        input: InputHandler | None = None,
+        allow_stdin: bool | None = None,
+        subshell_id: str | None = None,
+    ) -> Iterator[Message[Content]]:
+        """Run ``code`` and yield its messages as they arrive, as AsyncKernelClient.stream."""
+        execution = Execution(
+            self.session,
+            code,
+            silent=silent,
+            store_history=store_history,
+            user_expressions=user_expressions,
+            allow_stdin=input is not None if allow_stdin is None else allow_stdin,
+            stop_on_error=stop_on_error,
+            subshell_id=subshell_id,
+        )
+        return self._run(execution, timeout, input)
+
+    def _run(
+        self, execution: Execution, timeout: float | None, input: InputHandler | None
+    ) -> Iterator[Message[Content]]:
+        inbox = _Inbox()
+        self.router.open(execution.msg_id, inbox)
+        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        try:
+            self.send(execution.request)
+            while not execution.done:
+                message = inbox.get(deadline)
+                action = execution.classify(message)
+                if action == "input":
+                    self._answer_input(message, input)
+                elif action == "yield":
+                    yield message
+        finally:
+            self.router.close(execution.msg_id)
+
+    def _answer_input(self, message: Message[Content], handler: InputHandler | None) -> None:
+        content = message.content
+        assert isinstance(content, InputRequest)
+        value = handler(content.prompt, content.password) if handler is not None else ""
+        self.send(self.session.message(InputReply(value=value), message, channel="stdin"))
+
+    def execute(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        stop_on_error: bool = True,
+        timeout: float | None = None,
+        input: InputHandler | None = None,
+        allow_stdin: bool | None = None,
+        on_output: OutputCallback | None = None,
+        raise_on_error: bool = False,
+        subshell_id: str | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` and return everything it produced once the kernel is idle again.
+
+        ``timeout`` bounds the whole execution (KernelTimeoutError; the kernel is not
+        interrupted). ``raise_on_error`` raises ExecutionError when the code raised.
+        """
+        execution = Execution(
+            self.session,
+            code,
+            silent=silent,
+            store_history=store_history,
+            user_expressions=user_expressions,
+            allow_stdin=input is not None if allow_stdin is None else allow_stdin,
+            stop_on_error=stop_on_error,
+            subshell_id=subshell_id,
+        )
+        for message in self._run(execution, timeout, input):
+            output = execution.collect(message)
+            if output is not None and on_output is not None:
+                on_output(output)
+        result = execution.result()
+        return result.raise_for_error() if raise_on_error else result
