@@ -24,6 +24,9 @@ _LAZY = {
     "ExecutionResult": "runtimelib.client",
     "ExecutionError": "runtimelib.client",
     "KernelManager": "runtimelib.manager",
+    "AsyncMultiKernelManager": "runtimelib.manager",
+    "MultiKernelManager": "runtimelib.manager",
+    "list_running_kernels": "runtimelib.manager",
 }
 _ERRORS = "runtimelib.errors"
 
@@ -32,7 +35,13 @@ if TYPE_CHECKING:
     from .connection import ConnectionInfo
     from .errors import *  # noqa: F403
     from .kernelspec import KernelSpec, find_kernelspec, list_kernelspecs
-    from .manager import AsyncKernelManager, KernelManager
+    from .manager import (
+        AsyncKernelManager,
+        AsyncMultiKernelManager,
+        KernelManager,
+        MultiKernelManager,
+        list_running_kernels,
+    )
     from .media import MediaType, MimeBundle
     from .messages import Header, Message
     from .protocol import Session
@@ -61,6 +70,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AsyncKernelClient",
     "AsyncKernelManager",
+    "AsyncMultiKernelManager",
     "ConnectionInfo",
     "ExecutionError",
     "ExecutionResult",
@@ -71,8 +81,10 @@ __all__ = [
     "MediaType",
     "Message",
     "MimeBundle",
+    "MultiKernelManager",
     "Session",
     "__version__",
     "find_kernelspec",
     "list_kernelspecs",
+    "list_running_kernels",
 ]

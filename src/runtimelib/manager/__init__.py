@@ -5,6 +5,25 @@ from __future__ import annotations
 from .asynchronous import AsyncKernelManager
 from .base import DEFAULT_KERNEL, runtime_dir
 from .blocking import KernelManager
+from .discovery import (
+    RunningKernel,
+    find_running_kernel,
+    list_running_kernels,
+    prune_stale_kernels,
+)
+from .pool import AsyncMultiKernelManager, MultiKernelManager
 from .process import KernelProcess
 
-__all__ = ["DEFAULT_KERNEL", "AsyncKernelManager", "KernelManager", "KernelProcess", "runtime_dir"]
+__all__ = [
+    "DEFAULT_KERNEL",
+    "AsyncKernelManager",
+    "AsyncMultiKernelManager",
+    "KernelManager",
+    "KernelProcess",
+    "MultiKernelManager",
+    "RunningKernel",
+    "find_running_kernel",
+    "list_running_kernels",
+    "prune_stale_kernels",
+    "runtime_dir",
+]

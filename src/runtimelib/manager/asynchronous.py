@@ -7,13 +7,14 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from ..client.asynchronous import AsyncKernelClient
 from ..client.readiness import Readiness
 from ..errors import KernelTimeoutError, RemoteProtocolError
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
 from ..transports.zmq import AsyncChannel
-from .base import ManagerBase
+from .base import ManagerBase, log
 from .process import KernelProcess
 
 __all__ = ["AsyncKernelManager"]
@@ -26,6 +27,9 @@ class AsyncKernelManager(ManagerBase):
     is ready; leaving the block shuts it down, also when the block raised.
     """
 
+    _task_group: TaskGroup | None = None
+    _restarting = False
+
     async def start(self) -> None:
         """Launch the kernel and wait until it is ready (``startup_timeout``).
 
@@ -33,6 +37,7 @@ class AsyncKernelManager(ManagerBase):
         code and the end of its output; one that does not answer in time is killed and
         raises KernelTimeoutError.
         """
+        self._stopping = False
         process = self._launch()
         try:
             await self._wait_ready(process)
@@ -92,6 +97,38 @@ class AsyncKernelManager(ManagerBase):
             raise self._startup_timed_out(process)
         self.kernel_info = readiness.reply
 
+    async def monitor(self) -> None:
+        """Watch the kernel until it stops: restart it if it dies and ``auto_restart`` allows,
+        else report its death to ``on_death``. Runs by itself inside ``async with``.
+        """
+        while (process := self.process) is not None:
+            code = await process.wait_async()
+            while self._restarting:  # a restart asked for: not a death
+                await anyio.sleep(0.05)
+            if self._stopping:
+                return
+            if self.process is not process:
+                continue  # replaced by a restart
+            if self._may_restart():
+                log.warning(
+                    "kernel %s died (code %s); restarting. Its last output:\n%s",
+                    self.kernel_id,
+                    code,
+                    process.output_tail(),
+                )
+                try:
+                    await self.restart()
+                except Exception:
+                    log.exception("kernel %s could not be restarted", self.kernel_id)
+                    self._cleanup()
+                    self._notify(self.on_death, code)
+                    return
+                self._notify(self.on_restart)
+                continue
+            self._cleanup()
+            self._notify(self.on_death, code)
+            return
+
     def client(self, **kwargs: Any) -> AsyncKernelClient:
         """A client of this kernel that fails fast with KernelDiedError if the process dies.
 
@@ -132,14 +169,18 @@ class AsyncKernelManager(ManagerBase):
 
         Clients connected to the same ports reconnect by themselves.
         """
-        if self.process is not None:
-            await self._stop(self.process, graceful=True, restart=True)
-        process = self._launch(new_ports=new_ports)
+        self._restarting = True
         try:
-            await self._wait_ready(process)
-        except BaseException:
-            await self._stop(process, graceful=False)
-            raise
+            if self.process is not None:
+                await self._stop(self.process, graceful=True, restart=True)
+            process = self._launch(new_ports=new_ports)
+            try:
+                await self._wait_ready(process)
+            except BaseException:
+                await self._stop(process, graceful=False)
+                raise
+        finally:
+            self._restarting = False
 
     async def shutdown(self, *, now: bool = False) -> None:
         """Stop the kernel: shutdown_request, then SIGTERM, then SIGKILL, within
@@ -150,6 +191,7 @@ class AsyncKernelManager(ManagerBase):
 
     async def _stop(self, process: KernelProcess, *, graceful: bool, restart: bool = False) -> None:
         after_request, after_term = self._shutdown_budget()
+        self._stopping = not restart
         with anyio.CancelScope(shield=True):
             if graceful and process.is_alive() and self.connection_info is not None:
                 control = AsyncChannel.connect(self.connection_info, "control")
@@ -175,6 +217,10 @@ class AsyncKernelManager(ManagerBase):
 
     async def __aenter__(self) -> AsyncKernelManager:
         await self.start()
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group: TaskGroup | None = task_group
+        task_group.start_soon(self.monitor)
         return self
 
     async def __aexit__(
@@ -183,4 +229,10 @@ class AsyncKernelManager(ManagerBase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.shutdown()
+        try:
+            await self.shutdown()
+        finally:
+            task_group, self._task_group = self._task_group, None
+            if task_group is not None:
+                task_group.cancel_scope.cancel()
+                await task_group.__aexit__(None, None, None)

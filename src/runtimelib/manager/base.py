@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from ..protocol import Session
 from .process import KernelProcess, OutputMode
 
 __all__ = ["DEFAULT_KERNEL", "ManagerBase", "runtime_dir"]
+
+log = logging.getLogger("runtimelib.manager")
 
 #: The kernel started when none is named.
 DEFAULT_KERNEL = "python3"
@@ -49,6 +53,9 @@ class ManagerBase:
         startup_timeout: float = 60.0,
         shutdown_timeout: float = 5.0,
         guard: bool = True,
+        auto_restart: bool = False,
+        restart_limit: int = 5,
+        stable_start_time: float = 10.0,
     ) -> None:
         self.kernel_name = (spec.name if spec is not None else kernel_name) or DEFAULT_KERNEL
         self._spec = spec
@@ -65,6 +72,18 @@ class ManagerBase:
         self.connection_file: Path | None = None
         self.kernel_info: KernelInfoReply | None = None
         self.process: KernelProcess | None = None
+        #: Restart a kernel that dies on its own, at most ``restart_limit`` times in a row; a
+        #: kernel that ran ``stable_start_time`` seconds before dying gets a fresh budget.
+        self.auto_restart = auto_restart
+        self.restart_limit = restart_limit
+        self.stable_start_time = stable_start_time
+        self.restarts = 0
+        #: Called with the manager after an automatic restart.
+        self.on_restart: list[Callable[[Any], object]] = []
+        #: Called with the manager and the exit code when the kernel died for good.
+        self.on_death: list[Callable[[Any, int | None], object]] = []
+        self._started_at = 0.0
+        self._stopping = False
 
     @property
     def spec(self) -> KernelSpec:
@@ -111,7 +130,26 @@ class ManagerBase:
             self._remove_connection_file()
             raise
         self.kernel_info = None
+        self._started_at = time.monotonic()
         return self.process
+
+    def _may_restart(self) -> bool:
+        """Whether the restart budget allows restarting a kernel that just died."""
+        if not self.auto_restart:
+            return False
+        if time.monotonic() - self._started_at >= self.stable_start_time:
+            self.restarts = 0  # it had been running fine: a fresh budget
+        if self.restarts >= self.restart_limit:
+            return False
+        self.restarts += 1
+        return True
+
+    def _notify(self, callbacks: list[Callable[..., object]], *args: Any) -> None:
+        for callback in callbacks:
+            try:
+                callback(self, *args)
+            except Exception:
+                log.exception("kernel %s: a lifecycle callback failed", self.kernel_id)
 
     def _session(self) -> Session:
         assert self.connection_info is not None

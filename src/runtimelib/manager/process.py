@@ -142,6 +142,7 @@ class KernelProcess:
         if self._guarded:
             _GUARD.watch(self.pid, os.fspath(connection_file or ""))
         self._pidfd = -1
+        self._pidfd_waiting = False
         if hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
                 self._pidfd = os.pidfd_open(self.pid)
@@ -180,10 +181,15 @@ class KernelProcess:
 
     async def wait_async(self) -> int:
         """Wait for the process to exit without blocking the event loop."""
-        if self._pidfd >= 0 and self.is_alive():
+        if self._pidfd >= 0 and not self._pidfd_waiting and self.is_alive():
             # A pidfd becomes readable when the process exits: no polling, works on any loop.
-            with contextlib.suppress(OSError, ValueError):
-                await anyio.wait_readable(self._pidfd)
+            # It takes one waiter at a time; others poll below.
+            self._pidfd_waiting = True
+            try:
+                with contextlib.suppress(OSError, ValueError):
+                    await anyio.wait_readable(self._pidfd)
+            finally:
+                self._pidfd_waiting = False
         delay = 0.005
         while (code := self.popen.poll()) is None:
             await anyio.sleep(delay)

@@ -1,0 +1,106 @@
+"""Kernels running on this machine: their connection files in the runtime dir, alive or stale."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import msgspec
+
+from ..connection import ConnectionInfo
+from ..errors import ConnectionFileError
+from ..transports.zmq import Heartbeat
+from .base import runtime_dir
+
+__all__ = ["RunningKernel", "find_running_kernel", "list_running_kernels", "prune_stale_kernels"]
+
+_KERNEL_FILE = re.compile(r"^kernel-(.+)\.json$")
+
+
+class RunningKernel(msgspec.Struct, frozen=True):
+    """A connection file found in the runtime dir, and whether its kernel answers."""
+
+    kernel_id: str
+    connection_file: Path
+    connection_info: ConnectionInfo | None
+    alive: bool
+    error: str = ""
+
+    @property
+    def kernel_name(self) -> str:
+        """The kernel name recorded in the connection file (may be empty)."""
+        return self.connection_info.kernel_name if self.connection_info is not None else ""
+
+
+def _probe(path: Path, timeout: float) -> RunningKernel:
+    match = _KERNEL_FILE.match(path.name)
+    kernel_id = match.group(1) if match else path.stem
+    try:
+        info = ConnectionInfo.from_file(path)
+    except ConnectionFileError as exc:
+        return RunningKernel(kernel_id, path, None, False, str(exc))
+    with Heartbeat(info) as heart:
+        alive = heart.ping(timeout)
+    return RunningKernel(kernel_id, path, info, alive)
+
+
+def list_running_kernels(
+    directory: str | os.PathLike[str] | None = None, *, timeout: float = 0.5
+) -> list[RunningKernel]:
+    """Every ``kernel-*.json`` in the runtime dir, heartbeat-checked in parallel, by id."""
+    folder = Path(directory) if directory is not None else runtime_dir()
+    paths = sorted(p for p in folder.glob("kernel-*.json") if p.is_file())
+    if not paths:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
+        found = list(pool.map(lambda p: _probe(p, timeout), paths))
+    return sorted(found, key=lambda k: k.kernel_id)
+
+
+def find_running_kernel(
+    id_or_file: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None
+) -> ConnectionInfo:
+    """The connection info of a running kernel, by kernel id (or a unique prefix) or file path."""
+    path = Path(id_or_file)
+    if path.suffix == ".json" and path.exists():
+        return ConnectionInfo.from_file(path)
+    folder = Path(directory) if directory is not None else runtime_dir()
+    exact = folder / f"kernel-{id_or_file}.json"
+    if exact.exists():
+        return ConnectionInfo.from_file(exact)
+    matches = sorted(folder.glob(f"kernel-{id_or_file}*.json"))
+    if len(matches) == 1:
+        return ConnectionInfo.from_file(matches[0])
+    if not matches:
+        raise ConnectionFileError(f"no running kernel {str(id_or_file)!r} in {folder}")
+    raise ConnectionFileError(
+        f"{str(id_or_file)!r} matches several kernels: " + ", ".join(m.name for m in matches)
+    )
+
+
+def prune_stale_kernels(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    timeout: float = 0.5,
+    min_age: float = 30.0,
+) -> list[RunningKernel]:
+    """Remove the connection files of kernels that do not answer; returns what was removed.
+
+    Files younger than ``min_age`` seconds are left alone: their kernel may still be starting.
+    Files that cannot be read are left alone too: they may not be a kernel's at all.
+    """
+    removed = []
+    now = time.time()
+    for kernel in list_running_kernels(directory, timeout=timeout):
+        if kernel.alive or kernel.connection_info is None:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if now - kernel.connection_file.stat().st_mtime < min_age:
+                continue
+            kernel.connection_file.unlink()
+            removed.append(kernel)
+    return removed
