@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from types import TracebackType
 from typing import Any
@@ -14,7 +15,7 @@ from ..client.readiness import Readiness
 from ..errors import KernelTimeoutError, RemoteProtocolError
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
 from ..transports.zmq import Channel
-from .base import ManagerBase
+from .base import ManagerBase, log
 from .process import KernelProcess
 
 __all__ = ["KernelManager"]
@@ -30,19 +31,56 @@ class KernelManager(ManagerBase):
     Safe to use inside a running event loop (a notebook cell): it never starts one.
     """
 
+    _lock = threading.RLock()
+    _restarting = False
+
     def start(self) -> None:
         """Launch the kernel and wait until it is ready (``startup_timeout``).
 
         A kernel that exits during startup raises KernelLaunchError at once, with its exit
         code and the end of its output; one that does not answer in time is killed and
-        raises KernelTimeoutError.
+        raises KernelTimeoutError. Once ready, a thread watches the process (see monitor).
         """
-        process = self._launch()
-        try:
-            self._wait_ready(process)
-        except BaseException:
-            self._stop(process, graceful=False)
-            raise
+        self._lock = threading.RLock()
+        with self._lock:
+            self._stopping = False
+            process = self._launch()
+            try:
+                self._wait_ready(process)
+            except BaseException:
+                self._stop(process, graceful=False)
+                raise
+            self._watch(process)
+
+    def _watch(self, process: KernelProcess) -> None:
+        thread = threading.Thread(
+            target=self._monitor, args=(process,), name="runtimelib-kernel-monitor", daemon=True
+        )
+        thread.start()
+
+    def _monitor(self, process: KernelProcess) -> None:
+        """Restart the kernel if it dies and ``auto_restart`` allows, else report its death."""
+        process.wait_exit()
+        with self._lock:
+            if self._stopping or self._restarting or self.process is not process:
+                return  # an exit we asked for
+            code = process.wait(1.0)
+            if self._may_restart():
+                log.warning(
+                    "kernel %s died (code %s); restarting. Its last output:\n%s",
+                    self.kernel_id,
+                    code,
+                    process.output_tail(),
+                )
+                try:
+                    self.restart()
+                except Exception:
+                    log.exception("kernel %s could not be restarted", self.kernel_id)
+                else:
+                    self._notify(self.on_restart)
+                    return
+            self._cleanup()
+        self._notify(self.on_death, code)
 
     def _wait_ready(self, process: KernelProcess) -> None:
         assert self.connection_info is not None
@@ -117,24 +155,32 @@ class KernelManager(ManagerBase):
 
         Clients connected to the same ports reconnect by themselves.
         """
-        if self.process is not None:
-            self._stop(self.process, graceful=True, restart=True)
-        process = self._launch(new_ports=new_ports)
-        try:
-            self._wait_ready(process)
-        except BaseException:
-            self._stop(process, graceful=False)
-            raise
+        with self._lock:
+            self._restarting = True
+            try:
+                if self.process is not None:
+                    self._stop(self.process, graceful=True, restart=True)
+                process = self._launch(new_ports=new_ports)
+                try:
+                    self._wait_ready(process)
+                except BaseException:
+                    self._stop(process, graceful=False)
+                    raise
+            finally:
+                self._restarting = False
+            self._watch(process)
 
     def shutdown(self, *, now: bool = False) -> None:
         """Stop the kernel: shutdown_request, then SIGTERM, then SIGKILL, within
         ``shutdown_timeout`` seconds; the connection file is removed. ``now`` skips the request.
         """
-        if self.process is not None:
-            self._stop(self.process, graceful=not now)
+        with self._lock:
+            if self.process is not None:
+                self._stop(self.process, graceful=not now)
 
     def _stop(self, process: KernelProcess, *, graceful: bool, restart: bool = False) -> None:
         after_request, after_term = self._shutdown_budget()
+        self._stopping = not restart
         if graceful and process.is_alive() and self.connection_info is not None:
             with Channel.connect(self.connection_info, "control") as control:
                 control.send(control.message(ShutdownRequest(restart=restart)))

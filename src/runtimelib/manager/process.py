@@ -143,6 +143,7 @@ class KernelProcess:
             _GUARD.watch(self.pid, os.fspath(connection_file or ""))
         self._pidfd = -1
         self._pidfd_waiting = False
+        self._pidfd_release = False
         if hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
                 self._pidfd = os.pidfd_open(self.pid)
@@ -179,6 +180,15 @@ class KernelProcess:
         except subprocess.TimeoutExpired:
             return None
 
+    def wait_exit(self) -> None:
+        """Block until the process has exited, without reaping it (a watcher thread's wait)."""
+        if hasattr(os, "waitid"):
+            with contextlib.suppress(ChildProcessError, OSError):
+                # WNOWAIT leaves the exit status for Popen to collect.
+                os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+                return
+        self.popen.wait()
+
     async def wait_async(self) -> int:
         """Wait for the process to exit without blocking the event loop."""
         if self._pidfd >= 0 and not self._pidfd_waiting and self.is_alive():
@@ -190,6 +200,8 @@ class KernelProcess:
                     await anyio.wait_readable(self._pidfd)
             finally:
                 self._pidfd_waiting = False
+                if self._pidfd_release:
+                    self._close_pidfd()
         delay = 0.005
         while (code := self.popen.poll()) is None:
             await anyio.sleep(delay)
@@ -215,8 +227,16 @@ class KernelProcess:
         if self._guarded:
             _GUARD.forget(self.pid)
             self._guarded = False
+        if self._pidfd_waiting:
+            # Closing an fd an event loop still watches confuses it once the number is reused
+            # (trio in particular); the waiter closes it when it wakes.
+            self._pidfd_release = True
+        else:
+            self._close_pidfd()
+        self._close_log()
+
+    def _close_pidfd(self) -> None:
         if self._pidfd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
             self._pidfd = -1
-        self._close_log()
