@@ -46,7 +46,8 @@ from ..messages import (
     ShutdownRequest,
 )
 from ..protocol import Session
-from ..transports.zmq import AsyncChannel, AsyncHeartbeat
+from ..transports.base import AsyncTransport
+from ..transports.zmq import ZmqAsyncTransport
 from .comms import CommManager
 from .execution import Execution
 from .outputs import ExecutionResult, Output
@@ -66,8 +67,6 @@ R = TypeVar("R", bound=Content)
 InputHandler = Callable[[str, bool], "str | Awaitable[str]"]
 #: Called with each new output as it arrives (display updates and clears are not outputs).
 OutputCallback = Callable[[Output], "Awaitable[None] | None"]
-
-_CHANNELS = ("shell", "control", "stdin", "iopub")
 
 
 class _Inbox:
@@ -99,46 +98,46 @@ class AsyncKernelClient:
     """A client of one kernel, for asyncio or trio; use it as an async context manager.
 
     While open it reads every channel in the background, so a kernel publishing as fast as it
-    can never outruns it, and any number of requests can be in flight at once.
+    can never outruns it, and any number of requests can be in flight at once. It talks
+    through a transport: ZeroMQ when given a ConnectionInfo, or any ``AsyncTransport``.
     """
 
     def __init__(
         self,
-        connection_info: ConnectionInfo,
+        connection: ConnectionInfo | AsyncTransport,
         *,
         session: Session | None = None,
         heartbeat_interval: float | None = 1.0,
         heartbeat_misses: int = 5,
     ) -> None:
-        self.connection_info = connection_info
-        self.session = session or Session(
-            connection_info.key_bytes, connection_info.signature_scheme
-        )
-        self.heartbeat_interval = heartbeat_interval
-        self.heartbeat_misses = heartbeat_misses
+        if isinstance(connection, AsyncTransport):
+            self.transport = connection
+        else:
+            self.transport = ZmqAsyncTransport(
+                connection,
+                session=session,
+                heartbeat_interval=heartbeat_interval,
+                heartbeat_misses=heartbeat_misses,
+            )
+        self.session = self.transport.session
         self.router = Router()
         self.comms = CommManager(self)
         self.router.listeners.append(self.comms.handle)
-        self._channels: dict[str, AsyncChannel] = {}
         self._task_group: TaskGroup | None = None
         self._process_watch: Callable[[], KernelProcess | None] | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> AsyncKernelClient:
-        for name in _CHANNELS:
-            self._channels[name] = AsyncChannel.connect(
-                self.connection_info, name, session=self.session
-            )
+        await self.transport.connect()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        for channel in self._channels.values():
-            task_group.start_soon(self._read, channel)
+        task_group.start_soon(self._receive)
         if self._process_watch is not None:
             task_group.start_soon(self._watch_process, self._process_watch)
-        elif self.heartbeat_interval:
-            task_group.start_soon(self._watch_heartbeat, self.heartbeat_interval)
+        else:
+            task_group.start_soon(self.transport.watch, self.router.fail, self.router.recover)
         return self
 
     async def __aexit__(
@@ -150,14 +149,12 @@ class AsyncKernelClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop reading and close every socket."""
+        """Stop reading and close the transport."""
         task_group, self._task_group = self._task_group, None
         if task_group is not None:
             task_group.cancel_scope.cancel()
             await task_group.__aexit__(None, None, None)
-        for channel in self._channels.values():
-            channel.close()
-        self._channels.clear()
+        await self.transport.aclose()
 
     def watch_process(self, current: Callable[[], KernelProcess | None]) -> None:
         """Watch the kernel process instead of the heartbeat (before entering the client).
@@ -167,18 +164,11 @@ class AsyncKernelClient:
         """
         self._process_watch = current
 
-    async def _read(self, channel: AsyncChannel) -> None:
-        dispatch = self.router.dispatch
-        while True:
-            try:
-                message = await channel.recv()
-            except RemoteProtocolError as exc:
-                log.warning("dropped a malformed message on %s: %s", channel.channel, exc)
-                continue
-            except TransportError as exc:
-                self.router.fail(exc)
-                return
-            dispatch(message)
+    async def _receive(self) -> None:
+        try:
+            await self.transport.receive_forever(self.router.dispatch)
+        except TransportError as exc:
+            self.router.fail(exc)
 
     async def _watch_process(self, current: Callable[[], KernelProcess | None]) -> None:
         while True:
@@ -192,26 +182,10 @@ class AsyncKernelClient:
                 await anyio.sleep(0.05)
             self.router.recover()
 
-    async def _watch_heartbeat(self, interval: float) -> None:
-        misses = 0
-        async with AsyncHeartbeat(self.connection_info) as heart:
-            while True:
-                if await heart.ping(interval):
-                    if misses >= self.heartbeat_misses:
-                        self.router.recover()
-                    misses = 0
-                    await anyio.sleep(interval)
-                else:
-                    misses += 1
-                    if misses == self.heartbeat_misses:
-                        self.router.fail(
-                            KernelDiedError(f"the kernel missed {misses} heartbeats in a row")
-                        )
-
-    def _channel(self, name: str) -> AsyncChannel:
+    async def _send(self, message: Message[Any]) -> None:
         if self._task_group is None:
             raise RuntimeError("use the client inside 'async with client:'")
-        return self._channels[name]
+        await self.transport.send(message)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -223,15 +197,15 @@ class AsyncKernelClient:
         message = self.session.message(
             content, channel="shell", metadata=metadata, buffers=tuple(buffers or ())
         )
-        channel = self._channel("shell")
-        if not channel.send_nowait(message):
-            assert self._task_group is not None
-            self._task_group.start_soon(channel.send, message)
+        if self._task_group is None:
+            raise RuntimeError("use the client inside 'async with client:'")
+        if not self.transport.send_nowait(message):
+            self._task_group.start_soon(self.transport.send, message)
         return message
 
     async def send(self, message: Message[Any]) -> None:
         """Send a message as it is, on its channel (the raw layer)."""
-        await self._channel(message.channel or "shell").send(message)
+        await self._send(message)
 
     async def request(
         self,
@@ -248,7 +222,7 @@ class AsyncKernelClient:
         self.router.open(message.msg_id, inbox)
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
         try:
-            await self._channel(name).send(message)
+            await self._send(message)
             while True:
                 reply = await inbox.get(deadline)
                 if reply.channel == name:
@@ -365,7 +339,7 @@ class AsyncKernelClient:
                 inbox = _Inbox()
                 self.router.open(request.msg_id, inbox)
                 try:
-                    await self._channel("shell").send(request)
+                    await self._send(request)
                     # Ask again every so often: a kernel without iopub_welcome shows that iopub
                     # is live only by the status messages each request makes it publish.
                     resend = min(deadline, anyio.current_time() + (0.2 if readiness.reply else 1.0))
@@ -429,7 +403,7 @@ class AsyncKernelClient:
         self.router.open(execution.msg_id, inbox)
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
         try:
-            await self._channel("shell").send(execution.request)
+            await self._send(execution.request)
             while not execution.done:
                 message = await inbox.get(deadline)
                 action = execution.classify(message)
@@ -449,7 +423,7 @@ class AsyncKernelClient:
             answer = handler(content.prompt, content.password)
             value = await answer if inspect.isawaitable(answer) else answer
         reply = self.session.message(InputReply(value=value), message, channel="stdin")
-        await self._channel("stdin").send(reply)
+        await self._send(reply)
 
     async def execute(
         self,

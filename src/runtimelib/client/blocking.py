@@ -1,16 +1,8 @@
-"""KernelClient: the blocking twin of AsyncKernelClient; no event loop, works inside one.
-
-One I/O thread owns the sockets: it reads every channel continuously (so the kernel never
-outruns us), routes each message to the inbox of the request it answers, sends what callers
-queue, and beats the heart. Callers block on their own inbox; callbacks and input handlers run
-in the caller's thread.
-"""
+"""KernelClient: the blocking twin of AsyncKernelClient; no event loop, works inside one."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -18,10 +10,8 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import zmq
-
 from ..connection import ConnectionInfo
-from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, TransportError
+from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError
 from ..messages import (
     CommInfoReply,
     CommInfoRequest,
@@ -53,7 +43,8 @@ from ..messages import (
     ShutdownRequest,
 )
 from ..protocol import Session
-from ..transports.zmq import client_socket
+from ..transports.base import Transport
+from ..transports.zmq import ZmqTransport
 from .comms import CommManager
 from .execution import Execution
 from .outputs import ExecutionResult, Output
@@ -71,8 +62,6 @@ R = TypeVar("R", bound=Content)
 
 InputHandler = Callable[[str, bool], str]
 OutputCallback = Callable[[Output], None]
-
-_CHANNELS = ("shell", "control", "stdin", "iopub")
 
 
 class _Inbox:
@@ -96,200 +85,71 @@ class _Inbox:
         return item
 
 
-class _IOThread(threading.Thread):
-    """Owns the sockets: reads, routes, sends queued frames, watches the heart or process."""
-
-    def __init__(self, client: KernelClient) -> None:
-        super().__init__(name="runtimelib-kernel-client", daemon=True)
-        self.client = client
-        self.outbox: queue.SimpleQueue[tuple[str, list[Any]]] = queue.SimpleQueue()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self.stopping = False
-        self.started_ok = threading.Event()
-        self.error: BaseException | None = None
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.wake()
-
-    def run(self) -> None:
-        client = self.client
-        info = client.connection_info
-        try:
-            sockets = {
-                name: client_socket(info, name, session_id=client.session.session_id)
-                for name in _CHANNELS
-            }
-        except TransportError as exc:
-            self.error = exc
-            self.started_ok.set()
-            return
-        by_socket = {sock: name for name, sock in sockets.items()}
-        poller = zmq.Poller()
-        for sock in sockets.values():
-            poller.register(sock, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
-        heart = _HeartWatch(client, poller)
-        self.started_ok.set()
-        try:
-            while not self.stopping:
-                for item, _ in poller.poll(heart.poll_ms()):
-                    if item == self._wake_r:
-                        with contextlib.suppress(BlockingIOError):
-                            os.read(self._wake_r, 65536)
-                        self._flush(sockets)
-                    elif item is heart.socket:
-                        heart.on_beat()
-                    else:
-                        self._drain(item, by_socket[item])
-                heart.tick()
-                self._flush(sockets)
-        finally:
-            heart.close()
-            for sock in sockets.values():
-                sock.close(linger=500)
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-
-    def _flush(self, sockets: dict[str, zmq.Socket[Any]]) -> None:
-        while True:
-            try:
-                channel, frames = self.outbox.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                sockets[channel].send_multipart(frames, copy=False)
-            except zmq.ZMQError as exc:
-                log.error("cannot send on %s: %s", channel, exc)
-
-    def _drain(self, sock: zmq.Socket[Any], channel: str) -> None:
-        session, dispatch = self.client.session, self.client.router.dispatch
-        while True:
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                dispatch(session.deserialize(frames, channel=channel))
-            except RemoteProtocolError as exc:
-                log.warning("dropped a malformed message on %s: %s", channel, exc)
-
-
-class _HeartWatch:
-    """Heartbeats (or the watched process) as seen from the I/O thread."""
-
-    def __init__(self, client: KernelClient, poller: zmq.Poller) -> None:
-        self.client = client
-        self.interval = client.heartbeat_interval
-        self.socket: zmq.Socket[Any] | None = None
-        self.misses = 0
-        self.sent_at: float | None = None
-        self.next_at = time.monotonic()
-        self.dead_process: Any = None
-        if client._process is None and self.interval:
-            self.socket = client_socket(client.connection_info, "hb", session_id="")
-            poller.register(self.socket, zmq.POLLIN)
-
-    def poll_ms(self) -> int:
-        if self.client._process is not None:
-            return 100
-        if self.socket is None:
-            return 1000
-        return max(0, int((self.next_at - time.monotonic()) * 1000))
-
-    def on_beat(self) -> None:
-        assert self.socket is not None
-        with contextlib.suppress(zmq.Again):
-            self.socket.recv(zmq.NOBLOCK)
-        if self.misses >= self.client.heartbeat_misses:
-            self.client.router.recover()
-        self.misses = 0
-        self.sent_at = None
-
-    def tick(self) -> None:
-        current = self.client._process
-        if current is not None:
-            process = current()
-            router = self.client.router
-            if process is None:
-                return
-            if process is not self.dead_process and not process.is_alive():
-                self.dead_process = process
-                router.fail(KernelDiedError(f"the kernel exited with code {process.returncode}"))
-            elif process is not self.dead_process and router.failure is not None:
-                router.recover()  # a restart replaced the dead process
-            return
-        if self.socket is None or self.interval is None:
-            return
-        now = time.monotonic()
-        if now < self.next_at:
-            return
-        if self.sent_at is not None:  # the last beat was not answered in time
-            self.misses += 1
-            if self.misses == self.client.heartbeat_misses:
-                self.client.router.fail(
-                    KernelDiedError(f"the kernel missed {self.misses} heartbeats in a row")
-                )
-        with contextlib.suppress(zmq.ZMQError):
-            self.socket.send(b"ping", zmq.NOBLOCK)
-        self.sent_at = now
-        self.next_at = now + self.interval
-
-    def close(self) -> None:
-        if self.socket is not None:
-            self.socket.close(linger=0)
-
-
 class KernelClient:
     """A blocking client of one kernel; use it as a context manager.
 
-    Safe to call from inside a running event loop (a notebook cell): it never runs one.
+    Safe to call from inside a running event loop (a notebook cell): it never runs one. The
+    transport reads in a thread of its own; callers wait on their request's inbox, and input
+    handlers and output callbacks run in the caller's thread.
     """
 
     def __init__(
         self,
-        connection_info: ConnectionInfo,
+        connection: ConnectionInfo | Transport,
         *,
         session: Session | None = None,
         heartbeat_interval: float | None = 1.0,
         heartbeat_misses: int = 5,
     ) -> None:
-        self.connection_info = connection_info
-        self.session = session or Session(
-            connection_info.key_bytes, connection_info.signature_scheme
+        self._heartbeat = (heartbeat_interval, heartbeat_misses)
+        self._connection = connection
+        self.transport: Transport | None = connection if isinstance(connection, Transport) else None
+        self.session = (
+            self.transport.session
+            if self.transport is not None
+            else session or Session(connection.key_bytes, connection.signature_scheme)  # type: ignore[union-attr]
         )
-        self.heartbeat_interval = heartbeat_interval
-        self.heartbeat_misses = heartbeat_misses
         self.router = Router()
         self.comms = CommManager(self)
         self.router.listeners.append(self.comms.handle)
         self._process: Callable[[], KernelProcess | None] | None = None
-        self._io: _IOThread | None = None
+        self._watcher: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._started = False
 
     # -- life cycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect and start reading in the background."""
-        if self._io is not None:
+        if self._started:
             return
-        io = _IOThread(self)
-        io.start()
-        io.started_ok.wait()
-        if io.error is not None:
-            raise io.error
-        self._io = io
+        if self.transport is None:
+            interval, misses = self._heartbeat
+            assert isinstance(self._connection, ConnectionInfo)
+            self.transport = ZmqTransport(
+                self._connection,
+                session=self.session,
+                # A watched process tells death better than the heartbeat.
+                heartbeat_interval=None if self._process is not None else interval,
+                heartbeat_misses=misses,
+            )
+        self._closed.clear()
+        self.transport.start(self.router.dispatch, self.router.fail, self.router.recover)
+        self._started = True
+        if self._process is not None:
+            self._watcher = threading.Thread(
+                target=self._watch_process, name="runtimelib-client-watch", daemon=True
+            )
+            self._watcher.start()
 
     def close(self) -> None:
-        """Stop reading and close every socket."""
-        io, self._io = self._io, None
-        if io is not None:
-            io.stop()
-            io.join(5)
+        """Stop reading and close the transport."""
+        if not self._started:
+            return
+        self._started = False
+        self._closed.set()
+        if self.transport is not None:
+            self.transport.close()
 
     def __enter__(self) -> KernelClient:
         self.start()
@@ -311,18 +171,31 @@ class KernelClient:
         """
         self._process = current
 
-    def _io_thread(self) -> _IOThread:
-        if self._io is None:
+    def _watch_process(self) -> None:
+        assert self._process is not None
+        while not self._closed.is_set():
+            process = self._process()
+            if process is None or not process.is_alive():
+                if process is not None and self.router.failure is None:
+                    code = process.wait(1.0)
+                    self.router.fail(KernelDiedError(f"the kernel exited with code {code}"))
+                self._closed.wait(0.05)
+                continue
+            if self.router.failure is not None:
+                self.router.recover()  # a restart replaced the dead process
+            # Poll rather than block in waitid: closing the client must not wait for the kernel.
+            self._closed.wait(0.05)
+
+    def _send(self, message: Message[Any]) -> None:
+        if not self._started or self.transport is None:
             raise RuntimeError("use the client inside 'with client:' (or call start())")
-        return self._io
+        self.transport.send(message)
 
     # -- requests -------------------------------------------------------------------------------
 
     def send(self, message: Message[Any]) -> None:
         """Send a message as it is, on its channel (the raw layer)."""
-        io = self._io_thread()
-        io.outbox.put((message.channel or "shell", self.session.serialize(message)))
-        io.wake()
+        self._send(message)
 
     def _send_comm(
         self, content: Content, *, metadata: dict[str, Any] | None, buffers: list[bytes] | None

@@ -9,15 +9,22 @@ on it; nothing here reads in the background.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import zmq
 
 from ..connection import ConnectionInfo
-from ..errors import KernelTimeoutError, TransportError
+from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, TransportError
 from ..messages import Content, Message
 from ..protocol import Session
+from .base import AsyncTransport, Deliver, Transport
 
 __all__ = [
     "CLIENT_SOCKET_TYPES",
@@ -25,8 +32,15 @@ __all__ = [
     "AsyncHeartbeat",
     "Channel",
     "Heartbeat",
+    "ZmqAsyncTransport",
+    "ZmqTransport",
     "client_socket",
 ]
+
+log = logging.getLogger("runtimelib.transport")
+
+#: The channels a client transport reads and writes (the heartbeat is separate).
+MESSAGE_CHANNELS = ("shell", "control", "stdin", "iopub")
 
 #: The socket a client opens for each channel (PROTOCOL.md, "Sockets and routing").
 CLIENT_SOCKET_TYPES = {
@@ -296,3 +310,284 @@ class Heartbeat(_HeartbeatBase):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+# -- transports: every channel of one kernel ------------------------------------------------------
+
+
+class ZmqAsyncTransport(AsyncTransport):
+    """All channels of a kernel over ZeroMQ, for async code; heartbeats tell liveness."""
+
+    def __init__(
+        self,
+        info: ConnectionInfo,
+        *,
+        session: Session | None = None,
+        heartbeat_interval: float | None = 1.0,
+        heartbeat_misses: int = 5,
+    ) -> None:
+        self.info = info
+        self.session = session or Session(info.key_bytes, info.signature_scheme)
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_misses = heartbeat_misses
+        self.channels: dict[str, AsyncChannel] = {}
+
+    async def connect(self) -> None:
+        """Connect the shell, control, stdin and iopub sockets."""
+        for name in MESSAGE_CHANNELS:
+            self.channels[name] = AsyncChannel.connect(self.info, name, session=self.session)
+
+    def _channel(self, message: Message[Any]) -> AsyncChannel:
+        try:
+            return self.channels[message.channel or "shell"]
+        except KeyError:
+            raise TransportError(
+                f"not connected, or no channel {message.channel!r} to send on"
+            ) from None
+
+    async def send(self, message: Message[Any]) -> None:
+        """Send a message on its channel."""
+        await self._channel(message).send(message)
+
+    def send_nowait(self, message: Message[Any]) -> bool:
+        """Send at once if the socket can take it."""
+        return self._channel(message).send_nowait(message)
+
+    async def receive_forever(self, deliver: Deliver) -> None:
+        """Read the four channels concurrently, delivering every valid message."""
+
+        async def read(channel: AsyncChannel) -> None:
+            while True:
+                try:
+                    message = await channel.recv()
+                except RemoteProtocolError as exc:
+                    log.warning("dropped a malformed message on %s: %s", channel.channel, exc)
+                    continue
+                deliver(message)
+
+        async with anyio.create_task_group() as tg:
+            for channel in self.channels.values():
+                tg.start_soon(read, channel)
+
+    async def watch(self, dead: Callable[[BaseException], None], alive: Callable[[], None]) -> None:
+        """Ping the heartbeat; ``heartbeat_misses`` misses in a row mean the kernel is dead."""
+        interval = self.heartbeat_interval
+        if not interval:
+            await anyio.sleep_forever()
+            return
+        misses = 0
+        async with AsyncHeartbeat(self.info) as heart:
+            while True:
+                if await heart.ping(interval):
+                    if misses >= self.heartbeat_misses:
+                        alive()
+                    misses = 0
+                    await anyio.sleep(interval)
+                    continue
+                misses += 1
+                if misses == self.heartbeat_misses:
+                    dead(KernelDiedError(f"the kernel missed {misses} heartbeats in a row"))
+
+    async def aclose(self) -> None:
+        """Close every socket."""
+        for channel in self.channels.values():
+            channel.close()
+        self.channels.clear()
+
+
+class ZmqTransport(Transport):
+    """All channels of a kernel over ZeroMQ, for blocking code.
+
+    One I/O thread owns the sockets: it reads every channel continuously (so the kernel never
+    outruns the client), delivers each message, sends what callers queue, and beats the heart.
+    """
+
+    def __init__(
+        self,
+        info: ConnectionInfo,
+        *,
+        session: Session | None = None,
+        heartbeat_interval: float | None = 1.0,
+        heartbeat_misses: int = 5,
+    ) -> None:
+        self.info = info
+        self.session = session or Session(info.key_bytes, info.signature_scheme)
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_misses = heartbeat_misses
+        self._thread: _IOThread | None = None
+
+    def start(
+        self,
+        deliver: Deliver,
+        dead: Callable[[BaseException], None],
+        alive: Callable[[], None],
+    ) -> None:
+        """Start the I/O thread; returns once the sockets are connected."""
+        if self._thread is not None:
+            return
+        thread = _IOThread(self, deliver, dead, alive)
+        thread.start()
+        thread.started.wait()
+        if thread.error is not None:
+            raise thread.error
+        self._thread = thread
+
+    def send(self, message: Message[Any]) -> None:
+        """Queue a message for the I/O thread to send; signed here, in the caller's thread."""
+        thread = self._thread
+        if thread is None:
+            raise TransportError("the transport is not started")
+        thread.outbox.put((message.channel or "shell", self.session.serialize(message)))
+        thread.wake()
+
+    def close(self) -> None:
+        """Stop the I/O thread, which closes the sockets."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.stop()
+            thread.join(5)
+
+
+class _IOThread(threading.Thread):
+    """Owns a ZmqTransport's sockets: reads, delivers, sends queued frames, beats the heart."""
+
+    def __init__(
+        self,
+        transport: ZmqTransport,
+        deliver: Deliver,
+        dead: Callable[[BaseException], None],
+        alive: Callable[[], None],
+    ) -> None:
+        super().__init__(name="runtimelib-zmq-io", daemon=True)
+        self.transport = transport
+        self.deliver, self.dead, self.alive = deliver, dead, alive
+        self.outbox: queue.SimpleQueue[tuple[str, list[Any]]] = queue.SimpleQueue()
+        # A pipe wakes the poller when callers queue a message: writing to it is thread-safe,
+        # unlike touching a zmq socket from another thread.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._stopping = False
+        self.started = threading.Event()
+        self.error: BaseException | None = None
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    def run(self) -> None:
+        transport = self.transport
+        try:
+            sockets = {
+                name: client_socket(transport.info, name, session_id=transport.session.session_id)
+                for name in MESSAGE_CHANNELS
+            }
+        except TransportError as exc:
+            self.error = exc
+            self.started.set()
+            return
+        by_socket = {sock: name for name, sock in sockets.items()}
+        poller = zmq.Poller()
+        for sock in sockets.values():
+            poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        heart = _HeartWatch(self, poller)
+        self.started.set()
+        try:
+            while not self._stopping:
+                for item, _ in poller.poll(heart.poll_ms()):
+                    if item == self._wake_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self._wake_r, 65536)
+                    elif item is heart.socket:
+                        heart.on_beat()
+                    else:
+                        self._drain(item, by_socket[item])
+                heart.tick()
+                self._flush(sockets)
+        finally:
+            heart.close()
+            for sock in sockets.values():
+                sock.close(linger=500)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _flush(self, sockets: dict[str, zmq.Socket[Any]]) -> None:
+        while True:
+            try:
+                channel, frames = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                sockets[channel].send_multipart(frames, copy=False)
+            except (KeyError, zmq.ZMQError) as exc:
+                log.error("cannot send on %s: %s", channel, exc)
+
+    def _drain(self, sock: zmq.Socket[Any], channel: str) -> None:
+        session, deliver = self.transport.session, self.deliver
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                message = session.deserialize(frames, channel=channel)
+            except RemoteProtocolError as exc:
+                log.warning("dropped a malformed message on %s: %s", channel, exc)
+                continue
+            deliver(message)
+
+
+class _HeartWatch:
+    """Heartbeats as seen from the I/O thread: ping every interval, count misses."""
+
+    def __init__(self, thread: _IOThread, poller: zmq.Poller) -> None:
+        transport = thread.transport
+        self.thread = thread
+        self.interval = transport.heartbeat_interval
+        self.limit = transport.heartbeat_misses
+        self.socket: zmq.Socket[Any] | None = None
+        self.misses = 0
+        self.waiting = False
+        self.next_at = time.monotonic()
+        if self.interval:
+            self.socket = client_socket(transport.info, "hb", session_id="")
+            poller.register(self.socket, zmq.POLLIN)
+
+    def poll_ms(self) -> int | None:
+        if self.socket is None:
+            return None
+        return max(0, int((self.next_at - time.monotonic()) * 1000))
+
+    def on_beat(self) -> None:
+        assert self.socket is not None
+        with contextlib.suppress(zmq.Again):
+            self.socket.recv(zmq.NOBLOCK)
+        if self.misses >= self.limit:
+            self.thread.alive()
+        self.misses = 0
+        self.waiting = False
+
+    def tick(self) -> None:
+        if self.socket is None or self.interval is None:
+            return
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        if self.waiting:  # the last beat was not answered within the interval
+            self.misses += 1
+            if self.misses == self.limit:
+                self.thread.dead(
+                    KernelDiedError(f"the kernel missed {self.misses} heartbeats in a row")
+                )
+        with contextlib.suppress(zmq.ZMQError):
+            self.socket.send(b"ping", zmq.NOBLOCK)
+        self.waiting = True
+        self.next_at = now + self.interval
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close(linger=0)

@@ -1,0 +1,80 @@
+"""The interface a client needs from a transport: send messages, deliver what arrives.
+
+A transport carries every channel of one kernel (ZeroMQ sockets, or one websocket to a
+Jupyter Server). The clients, their routing and execution code are written against this
+interface only, so a new transport needs nothing else changed.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from ..messages import Content, Message
+from ..protocol import Session
+
+__all__ = ["AsyncTransport", "Deliver", "Transport"]
+
+#: Called with each message the transport receives, its ``channel`` set.
+Deliver = Callable[[Message[Content]], None]
+
+
+class AsyncTransport(abc.ABC):
+    """A transport for async code (asyncio or trio)."""
+
+    session: Session
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the connection(s); messages may be sent afterwards."""
+
+    @abc.abstractmethod
+    async def send(self, message: Message[Any]) -> None:
+        """Send a message on its ``channel``."""
+
+    @abc.abstractmethod
+    def send_nowait(self, message: Message[Any]) -> bool:
+        """Send without waiting if possible; False when the message was not sent."""
+
+    @abc.abstractmethod
+    async def receive_forever(self, deliver: Deliver) -> None:
+        """Read every channel and deliver each message, until cancelled.
+
+        A malformed message is dropped (and logged); a broken connection raises
+        TransportError.
+        """
+
+    async def watch(self, dead: Callable[[BaseException], None], alive: Callable[[], None]) -> None:
+        """Tell when the kernel stops (``dead``) or resumes (``alive``) answering, until
+        cancelled. Transports without a liveness signal of their own just wait."""
+        await anyio.sleep_forever()
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the connection(s)."""
+
+
+class Transport(abc.ABC):
+    """A transport for blocking code: it reads in a background thread of its own."""
+
+    session: Session
+
+    @abc.abstractmethod
+    def start(
+        self,
+        deliver: Deliver,
+        dead: Callable[[BaseException], None],
+        alive: Callable[[], None],
+    ) -> None:
+        """Connect and start delivering messages (from the transport's thread)."""
+
+    @abc.abstractmethod
+    def send(self, message: Message[Any]) -> None:
+        """Send a message on its ``channel``; callable from any thread."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop the thread and close the connection(s)."""
