@@ -37,6 +37,12 @@ TEST_SPECS: dict[str, dict[str, object]] = {
         "display_name": "no such program",
         "language": "none",
     },
+    "python3-message-interrupt": {
+        "argv": [PY, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "ipykernel interrupted by message",
+        "language": "python",
+        "interrupt_mode": "message",
+    },
     "bash": {
         "argv": [PY, "-m", "bash_kernel", "-f", "{connection_file}"],
         "display_name": "Bash",

@@ -112,6 +112,7 @@ async def test_async_restart_with_new_ports(assert_gone: list[int]) -> None:
     [
         ("python3", "import time; time.sleep(100)", "KeyboardInterrupt"),
         ("bash", "sleep 100", None),
+        ("python3-message-interrupt", "import time; time.sleep(100)", "KeyboardInterrupt"),
     ],
 )
 def test_interrupt_a_long_execution(
@@ -145,7 +146,8 @@ def test_interrupt_a_long_execution(
             if ename is not None:
                 assert reply.ename == ename
             # The kernel survives the interrupt and keeps serving.
-            again = _reply_to(shell, _execute(shell, "echo ok" if name == "bash" else "1"), 20)
+            code = "echo ok" if name == "bash" else "1"
+            again = _reply_to(shell, _execute(shell, code), 20)
             assert again.status == "ok"
 
 
