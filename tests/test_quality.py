@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,10 +33,35 @@ def test_ruff_format() -> None:
 
 def test_readme_tour_and_example_run(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
-    snippet = readme.split("## A short tour", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    snippet = readme.split("## The protocol without a kernel", 1)[1]
+    snippet = snippet.split("```python", 1)[1].split("```", 1)[0]
     for code in (snippet, (ROOT / "examples" / "tour.py").read_text()):
         result = subprocess.run(
             [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, result.stderr
         assert "hi" in result.stdout or "reply       ok" in result.stdout
+
+
+def _readme_blocks(section: str) -> list[str]:
+    text = (ROOT / "README.md").read_text().split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in text.split("```python")[1:]]
+
+
+@pytest.mark.kernel
+def test_readme_kernel_examples_run(tmp_path: Path) -> None:
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    async_example, blocking_example, _attach = _readme_blocks("Running code in a kernel")
+    for code, expected in ((async_example, "hello"), (blocking_example, "'Ada'")):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert expected in result.stdout
+    assert list((tmp_path / "runtime").glob("kernel-*.json")) == []
