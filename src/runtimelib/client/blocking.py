@@ -103,12 +103,12 @@ class KernelClient:
     ) -> None:
         self._heartbeat = (heartbeat_interval, heartbeat_misses)
         self._connection = connection
-        self.transport: Transport | None = connection if isinstance(connection, Transport) else None
-        self.session = (
-            self.transport.session
-            if self.transport is not None
-            else session or Session(connection.key_bytes, connection.signature_scheme)  # type: ignore[union-attr]
-        )
+        self.transport: Transport | None = None
+        if isinstance(connection, Transport):
+            self.transport = connection
+            self.session = connection.session
+        else:
+            self.session = session or Session(connection.key_bytes, connection.signature_scheme)
         self.router = Router()
         self.comms = CommManager(self)
         self.router.listeners.append(self.comms.handle)

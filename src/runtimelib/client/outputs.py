@@ -14,7 +14,6 @@ from ..messages import (
     Error,
     ExecuteReply,
     ExecuteResult,
-    Message,
     Stream,
     UpdateDisplayData,
 )
@@ -195,8 +194,3 @@ def to_nbformat(output: Output) -> dict[str, Any]:
             "execution_count": output.execution_count,
         }
     return {"output_type": "display_data", "data": output.data, "metadata": output.metadata}
-
-
-def message_output(message: Message[Content]) -> Content:
-    """The content of a message, for a collector."""
-    return message.content

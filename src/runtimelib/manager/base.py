@@ -186,6 +186,3 @@ class ManagerBase:
     def __repr__(self) -> str:
         state = "alive" if self.is_alive() else "not running"
         return f"<{type(self).__name__} {self.kernel_name!r} {self.kernel_id} {state}>"
-
-    def _describe(self) -> dict[str, Any]:
-        return {"kernel_id": self.kernel_id, "kernel_name": self.kernel_name, "pid": self.pid}

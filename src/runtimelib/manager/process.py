@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import anyio
 
@@ -28,7 +28,7 @@ __all__ = ["KernelProcess", "OutputMode"]
 
 #: Where a kernel's stdout and stderr go: "capture" (a temporary file, kept for error reports),
 #: "inherit" (the caller's terminal) or "devnull".
-OutputMode = str
+OutputMode = Literal["capture", "inherit", "devnull"]
 
 _POSIX = os.name == "posix"
 _STDERR_TAIL_BYTES = 4000
