@@ -68,17 +68,23 @@ class Message(msgspec.Struct, Generic[C], kw_only=True, frozen=True):
         channel: str | None = None,
         identities: tuple[bytes, ...] = (),
         subshell_id: str | None = None,
+        msg_type: str | None = None,
     ) -> Message[D]:
         """A new message with a fresh header, a child of ``parent`` when given.
 
         The session is ``session``, else the parent's, else this process's default.
-        A child of a message addressed to a subshell stays in that subshell.
+        A child of a message addressed to a subshell stays in that subshell. ``msg_type`` is
+        only for UnknownContent, which has no type of its own.
         """
+        if msg_type is None:
+            msg_type = content.msg_type
+        elif content.msg_type and msg_type != content.msg_type:
+            raise ValueError(f"{type(content).__name__} is {content.msg_type!r}, not {msg_type!r}")
         if session is None:
             session = parent.header.session if parent is not None else DEFAULT_SESSION
         if subshell_id is None and parent is not None:
             subshell_id = parent.header.subshell_id
-        header = Header.new(content.msg_type, session, username=username, subshell_id=subshell_id)
+        header = Header.new(msg_type, session, username=username, subshell_id=subshell_id)
         raw = None
         if parent is not None and parent.raw is not None and parent.raw.header is not None:
             raw = RawParts(parent_header=parent.raw.header)

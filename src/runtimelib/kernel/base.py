@@ -1,0 +1,528 @@
+"""Kernel: the base class for writing Jupyter kernels in Python, on anyio.
+
+Subclass it and override the ``do_*`` handlers; everything else (sockets, signatures,
+busy/idle, replies, iopub_welcome, heartbeat, aborting after errors, stdin, comms,
+interrupts, parent death) is done here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import anyio
+import zmq
+
+from .. import __version__
+from ..connection import ConnectionInfo
+from ..errors import RemoteProtocolError, TransportError
+from ..messages import (
+    PROTOCOL_VERSION,
+    ClearOutput,
+    CommClose,
+    CommInfoReply,
+    CommInfoRequest,
+    CommMsg,
+    CommOpen,
+    CompleteReply,
+    CompleteRequest,
+    ConnectReply,
+    ConnectRequest,
+    Content,
+    DebugReply,
+    DebugRequest,
+    DisplayData,
+    Error,
+    ExecuteInput,
+    ExecuteReply,
+    ExecuteRequest,
+    ExecuteResult,
+    HelpLink,
+    HistoryReply,
+    HistoryRequest,
+    InputReply,
+    InputRequest,
+    InspectReply,
+    InspectRequest,
+    InterruptReply,
+    InterruptRequest,
+    IopubWelcome,
+    IsCompleteReply,
+    IsCompleteRequest,
+    KernelInfoReply,
+    KernelInfoRequest,
+    LanguageInfo,
+    Message,
+    Reply,
+    ShutdownReply,
+    ShutdownRequest,
+    Status,
+    Stream,
+    UnknownContent,
+    UpdateDisplayData,
+    reply_type,
+)
+from ..protocol import Session
+from ..transports.zmq import AsyncChannel
+from .sockets import HeartbeatEcho, bind_kernel_socket
+
+__all__ = ["Kernel", "StdinNotAllowedError"]
+
+log = logging.getLogger("runtimelib.kernel")
+
+#: The request being handled, so that outputs and input() find their parent.
+_current: contextvars.ContextVar[Message[Any] | None] = contextvars.ContextVar(
+    "runtimelib_kernel_request", default=None
+)
+
+#: A comm target: called with the comm_open message.
+CommTarget = Callable[[Message[CommOpen]], "Awaitable[None] | None"]
+
+
+class StdinNotAllowedError(RuntimeError):
+    """input() was called but the frontend did not allow stdin for this request."""
+
+
+class Kernel:
+    """A Jupyter kernel: bind the sockets of a connection file and serve requests.
+
+    Override ``do_execute`` (and whichever other ``do_*`` handlers the language supports);
+    use ``stream``, ``display``, ``execute_result``, ``error`` and ``input`` from inside them.
+    Shell requests are handled one at a time, in order; control requests are served at the
+    same time, so interrupt and shutdown work while code runs.
+    """
+
+    implementation: ClassVar[str] = "runtimelib"
+    implementation_version: ClassVar[str] = __version__
+    language_info: ClassVar[LanguageInfo] = LanguageInfo(name="text", mimetype="text/plain")
+    banner: ClassVar[str] = ""
+    help_links: ClassVar[list[HelpLink]] = []
+
+    def __init__(self, connection_info: ConnectionInfo, *, parent_pid: int | None = None) -> None:
+        self.connection_info = connection_info
+        self.session = Session(connection_info.key_bytes, connection_info.signature_scheme)
+        self.execution_count = 0
+        self.comm_targets: dict[str, CommTarget] = {}
+        self.comms: dict[str, str] = {}  # comm_id -> target_name
+        self._parent_pid = parent_pid if parent_pid is not None else os.getppid()
+        self._context: zmq.Context[Any] = zmq.Context()
+        self._sockets: dict[str, AsyncChannel] = {}
+        self._heartbeat: HeartbeatEcho | None = None
+        self._inputs: dict[str, anyio.Event] = {}
+        self._input_values: dict[str, str] = {}
+        self._aborting = False
+        self._execute_scope: anyio.CancelScope | None = None
+        self._stop_event: anyio.Event | None = None  # made in run(), on the kernel's loop
+
+    # -- running --------------------------------------------------------------------------------
+
+    @classmethod
+    def launch(cls, argv: list[str] | None = None) -> None:
+        """Entry point for ``python -m <module> -f {connection_file}``."""
+        args = sys.argv[1:] if argv is None else argv
+        path = None
+        for index, arg in enumerate(args):
+            if arg in ("-f", "--f", "--connection-file") and index + 1 < len(args):
+                path = args[index + 1]
+            elif arg.startswith(("--f=", "--connection-file=")):
+                path = arg.split("=", 1)[1]
+        if path is None:
+            raise SystemExit(f"usage: {cls.__module__} -f CONNECTION_FILE")
+        logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
+        kernel = cls(ConnectionInfo.from_file(path))
+        anyio.run(kernel.run)
+
+    async def run(self) -> None:
+        """Bind the sockets and serve until shutdown or the parent process dies."""
+        self._stop_event = anyio.Event()
+        for name in ("shell", "control", "stdin", "iopub"):
+            sock = bind_kernel_socket(self.connection_info, name, self._context)
+            self._sockets[name] = AsyncChannel(sock, self.session, name)
+        self._heartbeat = HeartbeatEcho(self.connection_info, self._context)
+        self._heartbeat.start()
+        try:
+            async with anyio.create_task_group() as tg:
+                await self.publish(Status(execution_state="starting"))
+                tg.start_soon(self._serve, "shell")
+                tg.start_soon(self._serve, "control")
+                tg.start_soon(self._read_stdin)
+                tg.start_soon(self._welcome_subscribers)
+                tg.start_soon(self._watch_parent)
+                tg.start_soon(self._watch_signals)
+                await self._stop_event.wait()
+                tg.cancel_scope.cancel()
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        """Stop serving (from inside the kernel's event loop)."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def close(self) -> None:
+        """Close every socket and the heartbeat."""
+        for channel in self._sockets.values():
+            channel.socket.close(linger=1000)
+        self._sockets.clear()
+        self._context.term()
+
+    async def _watch_parent(self) -> None:
+        # Reparenting (getppid changes) means the process that launched us is gone.
+        if self._parent_pid <= 1:
+            return
+        while os.getppid() == self._parent_pid:
+            await anyio.sleep(1.0)
+        log.warning("parent process %s is gone; shutting down", self._parent_pid)
+        self.stop()
+
+    async def _watch_signals(self) -> None:
+        if os.name != "posix":
+            return
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                async for _ in signals:
+                    self.interrupt()
+        except (ValueError, RuntimeError, NotImplementedError):
+            return  # not the main thread: signals cannot be received here
+
+    def interrupt(self) -> None:
+        """Interrupt the running execution (SIGINT, or interrupt_request): cancel it."""
+        if self._execute_scope is not None:
+            self._execute_scope.cancel()
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        content: Content,
+        parent: Message[Any] | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        buffers: tuple[bytes, ...] = (),
+    ) -> None:
+        """Publish on iopub, as a child of ``parent`` (default: the request being handled)."""
+        parent = parent if parent is not None else _current.get()
+        message = self.session.message(
+            content, parent, channel="iopub", metadata=metadata, buffers=buffers
+        )
+        topic = f"kernel.{self.session.session_id}.{content.msg_type}".encode()
+        await self._sockets["iopub"].send(message.replace(identities=(topic,)))
+
+    async def stream(self, text: str, name: str = "stdout") -> None:
+        """Write text to the frontend's stdout or stderr."""
+        await self.publish(Stream(name=name, text=text))
+
+    async def display(
+        self,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        *,
+        display_id: str | None = None,
+        update: bool = False,
+    ) -> None:
+        """Show rich output; ``update`` replaces the earlier output with the same display_id."""
+        transient = {"display_id": display_id} if display_id else {}
+        cls = UpdateDisplayData if update else DisplayData
+        await self.publish(cls(data=data, metadata=metadata or {}, transient=transient))
+
+    async def clear_output(self, wait: bool = False) -> None:
+        """Clear the outputs of the current cell (with ``wait``: when the next output comes)."""
+        await self.publish(ClearOutput(wait=wait))
+
+    async def execute_result(
+        self, data: dict[str, Any], metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Publish the value of the executed code (``Out[n]``)."""
+        await self.publish(
+            ExecuteResult(data=data, metadata=metadata or {}, execution_count=self.execution_count)
+        )
+
+    async def error(self, ename: str, evalue: str, traceback: list[str]) -> None:
+        """Publish an error output."""
+        await self.publish(Error(ename=ename, evalue=evalue, traceback=traceback))
+
+    async def input(self, prompt: str = "", *, password: bool = False) -> str:
+        """Ask the frontend for a line (input_request on stdin) and wait for it."""
+        request = _current.get()
+        if request is None or not getattr(request.content, "allow_stdin", False):
+            raise StdinNotAllowedError("the frontend does not support input requests")
+        message = self.session.message(
+            InputRequest(prompt=prompt, password=password),
+            request,
+            channel="stdin",
+            identities=request.identities,
+        )
+        done = self._inputs[message.msg_id] = anyio.Event()
+        try:
+            await self._sockets["stdin"].send(message)
+            await done.wait()
+            return self._input_values.pop(message.msg_id)
+        finally:
+            self._inputs.pop(message.msg_id, None)
+
+    async def _read_stdin(self) -> None:
+        channel = self._sockets["stdin"]
+        while True:
+            message = await self._receive(channel)
+            if message is None or not isinstance(message.content, InputReply):
+                continue
+            parent = message.parent_id
+            event = self._inputs.get(parent or "")
+            if event is not None and parent is not None:
+                self._input_values[parent] = message.content.value
+                event.set()
+
+    async def _welcome_subscribers(self) -> None:
+        # XPUB delivers b"\x01" + topic for each subscription (JEP 65): welcome the subscriber.
+        sock = self._sockets["iopub"]
+        while True:
+            frames = await sock.recv_frames()
+            if frames and frames[0][:1] == b"\x01":
+                topic = frames[0][1:].decode("utf-8", "replace")
+                await self.publish(IopubWelcome(subscription=topic), parent=None)
+
+    # -- serving requests -----------------------------------------------------------------------
+
+    async def _receive(self, channel: AsyncChannel) -> Message[Content] | None:
+        try:
+            return await channel.recv()
+        except RemoteProtocolError as exc:
+            # Bad signature, replay, garbage: dropped, logged, and the kernel keeps serving.
+            log.warning("dropped an invalid message on %s: %s", channel.channel, exc)
+            return None
+        except TransportError:
+            raise
+
+    async def _serve(self, name: str) -> None:
+        channel = self._sockets[name]
+        while True:
+            message = await self._receive(channel)
+            if message is not None:
+                await self._handle(channel, message)
+
+    async def _handle(self, channel: AsyncChannel, request: Message[Content]) -> None:
+        token = _current.set(request)
+        try:
+            await self.publish(Status(execution_state="busy"), request)
+            try:
+                reply = await self._dispatch(request)
+            except Exception as exc:  # a handler bug must not kill the kernel
+                log.exception("handler for %s failed", request.msg_type)
+                reply = self._error_reply(request, type(exc).__name__, str(exc))
+            if reply is not None:
+                await channel.send(self._reply_message(request, reply))
+            await self.publish(Status(execution_state="idle"), request)
+        finally:
+            _current.reset(token)
+
+    def _reply_message(self, request: Message[Content], reply: Content) -> Message[Content]:
+        msg_type = reply.msg_type or request.msg_type[: -len("_request")] + "_reply"
+        return self.session.message(
+            reply,
+            request,
+            channel=request.channel,
+            identities=request.identities,
+            msg_type=msg_type,
+        )
+
+    def _error_reply(self, request: Message[Content], ename: str, evalue: str) -> Content | None:
+        """An error reply of the right type for ``request``, if it is a request at all."""
+        msg_type = request.msg_type
+        if not msg_type.endswith("_request"):
+            return None
+        cls = reply_type(msg_type)
+        if cls is not None and issubclass(cls, Reply):
+            return cls(status="error", ename=ename, evalue=evalue, traceback=[])
+        # A request type we have no class for: answer in kind, as free JSON.
+        return UnknownContent(
+            data={"status": "error", "ename": ename, "evalue": evalue, "traceback": []}
+        )
+
+    async def _dispatch(self, request: Message[Content]) -> Content | None:
+        content = request.content
+        if request.problems:
+            # Wrong-typed or missing fields: say so rather than guess.
+            return self._error_reply(request, "MalformedRequest", "; ".join(request.problems))
+        if isinstance(content, ExecuteRequest):
+            return await self._execute(request, content)
+        if isinstance(content, KernelInfoRequest):
+            return await self.do_kernel_info()
+        if isinstance(content, CompleteRequest):
+            return await self.do_complete(content.code, content.cursor_pos)
+        if isinstance(content, InspectRequest):
+            return await self.do_inspect(content.code, content.cursor_pos, content.detail_level)
+        if isinstance(content, IsCompleteRequest):
+            return await self.do_is_complete(content.code)
+        if isinstance(content, HistoryRequest):
+            return await self.do_history(content)
+        if isinstance(content, CommInfoRequest):
+            return self._comm_info(content)
+        if isinstance(content, ShutdownRequest):
+            return await self._shutdown(request, content)
+        if isinstance(content, InterruptRequest):
+            self.interrupt()
+            return InterruptReply()
+        if isinstance(content, DebugRequest):
+            return await self.do_debug_request(content)
+        if isinstance(content, ConnectRequest):
+            info = self.connection_info
+            return ConnectReply(
+                shell_port=info.shell_port,
+                iopub_port=info.iopub_port,
+                stdin_port=info.stdin_port,
+                hb_port=info.hb_port,
+                control_port=info.control_port,
+            )
+        if isinstance(content, (CommOpen, CommMsg, CommClose)):
+            await self._comm(request)
+            return None
+        log.warning("no handler for %s", request.msg_type)
+        return self._error_reply(request, "UnknownRequest", f"{request.msg_type} is not supported")
+
+    async def _execute(self, request: Message[Content], content: ExecuteRequest) -> ExecuteReply:
+        if self._aborting:
+            return ExecuteReply(status="aborted", execution_count=self.execution_count)
+        if not content.silent:
+            self.execution_count += 1
+            await self.publish(
+                ExecuteInput(code=content.code, execution_count=self.execution_count)
+            )
+        reply: ExecuteReply | None = None
+        with anyio.CancelScope() as scope:
+            self._execute_scope = scope
+            try:
+                reply = await self.do_execute(
+                    content.code,
+                    silent=content.silent,
+                    store_history=content.store_history,
+                    user_expressions=content.user_expressions,
+                    allow_stdin=content.allow_stdin,
+                )
+            finally:
+                self._execute_scope = None
+        if reply is None:  # cancelled by an interrupt
+            await self.error("KeyboardInterrupt", "", ["KeyboardInterrupt"])
+            reply = ExecuteReply(
+                status="error",
+                ename="KeyboardInterrupt",
+                evalue="",
+                traceback=["KeyboardInterrupt"],
+            )
+        if reply.execution_count is None or reply.execution_count != self.execution_count:
+            reply = _with_count(reply, self.execution_count)
+        if reply.status == "error" and content.stop_on_error:
+            await self._abort_queued()
+        return reply
+
+    async def _abort_queued(self) -> None:
+        """Abort the executes already queued behind a failed one (spec: stop_on_error)."""
+        self._aborting = True
+        try:
+            channel = self._sockets["shell"]
+            while channel.socket.poll(0):
+                message = await self._receive(channel)
+                if message is not None:
+                    await self._handle(channel, message)
+        finally:
+            self._aborting = False
+
+    async def _shutdown(self, request: Message[Content], content: ShutdownRequest) -> ShutdownReply:
+        await self.do_shutdown(content.restart)
+        reply = ShutdownReply(restart=content.restart)
+        # ipykernel also publishes the reply on iopub, for frontends that watch only iopub.
+        await self.publish(reply, request)
+        self.stop()
+        return reply
+
+    def _comm_info(self, content: CommInfoRequest) -> CommInfoReply:
+        target = content.target_name if isinstance(content.target_name, str) else None
+        comms = {
+            comm_id: {"target_name": name}
+            for comm_id, name in self.comms.items()
+            if target is None or name == target
+        }
+        return CommInfoReply(comms=comms)
+
+    async def _comm(self, request: Message[Content]) -> None:
+        content = request.content
+        if isinstance(content, CommOpen):
+            target = self.comm_targets.get(content.target_name)
+            if target is None:
+                await self.publish(CommClose(comm_id=content.comm_id), request)
+                return
+            self.comms[content.comm_id] = content.target_name
+            outcome = target(request)  # type: ignore[arg-type]
+            if outcome is not None:
+                await outcome
+        elif isinstance(content, CommClose):
+            self.comms.pop(content.comm_id, None)
+        await self.do_comm(request)
+
+    # -- handlers to override -------------------------------------------------------------------
+
+    async def do_execute(
+        self,
+        code: str,
+        *,
+        silent: bool,
+        store_history: bool,
+        user_expressions: dict[str, str],
+        allow_stdin: bool,
+    ) -> ExecuteReply:
+        """Run ``code``; publish its outputs; return the reply (status and execution count)."""
+        return ExecuteReply(execution_count=self.execution_count)
+
+    async def do_kernel_info(self) -> KernelInfoReply:
+        """Who this kernel is (from the class attributes by default)."""
+        return KernelInfoReply(
+            protocol_version=PROTOCOL_VERSION,
+            implementation=self.implementation,
+            implementation_version=self.implementation_version,
+            language_info=self.language_info,
+            banner=self.banner,
+            help_links=list(self.help_links),
+            supported_features=[],
+        )
+
+    async def do_complete(self, code: str, cursor_pos: int) -> CompleteReply:
+        """Completions; none by default."""
+        return CompleteReply(cursor_start=cursor_pos, cursor_end=cursor_pos)
+
+    async def do_inspect(self, code: str, cursor_pos: int, detail_level: int) -> InspectReply:
+        """Help on an object; nothing found by default."""
+        return InspectReply(found=False)
+
+    async def do_is_complete(self, code: str) -> IsCompleteReply:
+        """Whether code is ready to run; "unknown" by default."""
+        return IsCompleteReply(status="unknown")
+
+    async def do_history(self, request: HistoryRequest) -> HistoryReply:
+        """Input history; empty by default."""
+        return HistoryReply(history=[])
+
+    async def do_debug_request(self, request: DebugRequest) -> DebugReply:
+        """Debugging is not supported by default: an unsuccessful DAP response."""
+        return DebugReply(
+            seq=request.seq,
+            request_seq=request.seq,
+            command=request.command,
+            success=False,
+            message="debugging is not supported by this kernel",
+        )
+
+    async def do_comm(self, message: Message[Content]) -> None:
+        """Called with every comm message after the built-in handling."""
+
+    async def do_shutdown(self, restart: bool) -> None:
+        """Called before the kernel stops."""
+
+
+def _with_count(reply: ExecuteReply, count: int) -> ExecuteReply:
+    import msgspec
+
+    return msgspec.structs.replace(reply, execution_count=count)
