@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -68,7 +69,7 @@ from ..messages import (
     reply_type,
 )
 from ..protocol import Session
-from ..transports.zmq import AsyncChannel
+from ..transports.zmq import AsyncChannel, _events, _fd
 from .sockets import HeartbeatEcho, bind_kernel_socket
 
 __all__ = ["Kernel", "StdinNotAllowedError"]
@@ -118,6 +119,7 @@ class Kernel:
         self._aborting = False
         self._execute_scope: anyio.CancelScope | None = None
         self._stop_event: anyio.Event | None = None  # made in run(), on the kernel's loop
+        self._iopub_lock = threading.Lock()
 
     # -- running --------------------------------------------------------------------------------
 
@@ -197,6 +199,27 @@ class Kernel:
 
     # -- publishing -----------------------------------------------------------------------------
 
+    def publish_now(
+        self,
+        content: Content,
+        parent: Message[Any] | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        buffers: tuple[bytes, ...] = (),
+    ) -> None:
+        """Publish on iopub at once, from any thread (kernels running code synchronously)."""
+        parent = parent if parent is not None else _current.get()
+        message = self.session.message(
+            content, parent, channel="iopub", metadata=metadata, buffers=buffers
+        )
+        topic = f"kernel.{self.session.session_id}.{content.msg_type}".encode()
+        frames = self.session.serialize(message, identities=(topic,))
+        # The XPUB has no send limit, so this never blocks; the lock lets other threads
+        # (an output flusher) share the socket with the event loop.
+        with self._iopub_lock:
+            sock = self._sockets["iopub"].socket
+            sock.send_multipart(frames, copy=False)
+
     async def publish(
         self,
         content: Content,
@@ -206,12 +229,7 @@ class Kernel:
         buffers: tuple[bytes, ...] = (),
     ) -> None:
         """Publish on iopub, as a child of ``parent`` (default: the request being handled)."""
-        parent = parent if parent is not None else _current.get()
-        message = self.session.message(
-            content, parent, channel="iopub", metadata=metadata, buffers=buffers
-        )
-        topic = f"kernel.{self.session.session_id}.{content.msg_type}".encode()
-        await self._sockets["iopub"].send(message.replace(identities=(topic,)))
+        self.publish_now(content, parent, metadata=metadata, buffers=buffers)
 
     async def stream(self, text: str, name: str = "stdout") -> None:
         """Write text to the frontend's stdout or stderr."""
@@ -279,12 +297,18 @@ class Kernel:
 
     async def _welcome_subscribers(self) -> None:
         # XPUB delivers b"\x01" + topic for each subscription (JEP 65): welcome the subscriber.
-        sock = self._sockets["iopub"]
+        sock = self._sockets["iopub"].socket
+        fd = _fd(sock)
         while True:
-            frames = await sock.recv_frames()
-            if frames and frames[0][:1] == b"\x01":
+            with self._iopub_lock:
+                frames = None
+                if _events(sock) & zmq.POLLIN:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+            if frames is None:
+                await anyio.wait_readable(fd)
+            elif frames[0][:1] == b"\x01":
                 topic = frames[0][1:].decode("utf-8", "replace")
-                await self.publish(IopubWelcome(subscription=topic), parent=None)
+                self.publish_now(IopubWelcome(subscription=topic), parent=None)
 
     # -- serving requests -----------------------------------------------------------------------
 

@@ -1,0 +1,465 @@
+"""The built-in Python kernel (``runtimelib-python``): no IPython, starts fast.
+
+Code runs in a persistent namespace, in the main thread, so SIGINT interrupts anything
+(``time.sleep`` included). stdout and stderr are published as they are written (a line at a
+time, or after a short pause for partial lines); the last expression's value is the
+execute_result, rich through IPython's display protocol. ``display``, ``update_display`` and
+``clear_output`` are in the namespace; ``input()`` asks the frontend.
+
+Run it with ``python -m runtimelib.kernel.python -f CONNECTION_FILE``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import codeop
+import contextlib
+import inspect
+import io
+import linecache
+import platform
+import re
+import rlcompleter
+import signal
+import sys
+import threading
+import time
+import traceback
+import types
+import uuid
+from typing import Any, ClassVar
+
+from ..media import MimeBundle
+from ..messages import (
+    ClearOutput,
+    CompleteReply,
+    DisplayData,
+    ExecuteReply,
+    HistoryReply,
+    HistoryRequest,
+    InputReply,
+    InputRequest,
+    InspectReply,
+    IsCompleteReply,
+    LanguageInfo,
+    Message,
+    Stream,
+    UpdateDisplayData,
+)
+from .base import Kernel, _current
+
+__all__ = ["PythonKernel"]
+
+_FLUSH_SECONDS = 0.05
+_NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
+
+
+class _OutStream(io.TextIOBase):
+    """sys.stdout / sys.stderr for running code: text goes to the frontend promptly.
+
+    Whole lines are sent after a short pause gathering more (so a loop of prints makes a
+    few messages, not thousands); a partial line waits for the flusher thread at most
+    ``_FLUSH_SECONDS``.
+    """
+
+    def __init__(self, kernel: PythonKernel, name: str) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.name = name
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+        self._first_write = 0.0
+        self.parent: Message[Any] | None = None
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if not text:
+            return 0
+        with self._lock:
+            if not self._buffer:
+                self._first_write = time.monotonic()
+            self._buffer.append(text)
+            due = time.monotonic() - self._first_write >= _FLUSH_SECONDS
+        if due:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            text = "".join(self._buffer)
+            self._buffer.clear()
+        if text:
+            self.kernel.publish_now(Stream(name=self.name, text=text), self.parent)
+
+    def flush_if_stale(self) -> None:
+        with self._lock:
+            stale = bool(self._buffer) and time.monotonic() - self._first_write >= _FLUSH_SECONDS
+        if stale:
+            self.flush()
+
+
+class _Flusher(threading.Thread):
+    """Sends partial output that has waited long enough, while code runs."""
+
+    def __init__(self, streams: list[_OutStream]) -> None:
+        super().__init__(name="runtimelib-output-flusher", daemon=True)
+        self.streams = streams
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(_FLUSH_SECONDS / 2):
+            for stream in self.streams:
+                stream.flush_if_stale()
+
+
+class DisplayHandle:
+    """A display that can be updated later (what ``display(..., display_id=True)`` returns)."""
+
+    def __init__(self, kernel: PythonKernel, display_id: str) -> None:
+        self.kernel = kernel
+        self.display_id = display_id
+
+    def update(self, obj: Any) -> None:
+        """Replace the displayed object everywhere it is shown."""
+        self.kernel.show(obj, display_id=self.display_id, update=True)
+
+    def __repr__(self) -> str:
+        return f"<DisplayHandle display_id={self.display_id}>"
+
+
+class PythonKernel(Kernel):
+    """Python in a persistent namespace, without IPython."""
+
+    implementation: ClassVar[str] = "runtimelib-python"
+    language_info: ClassVar[LanguageInfo] = LanguageInfo(
+        name="python",
+        version=platform.python_version(),
+        mimetype="text/x-python",
+        file_extension=".py",
+        pygments_lexer="python3",
+        codemirror_mode={"name": "python", "version": 3},
+        nbconvert_exporter="python",
+    )
+    banner: ClassVar[str] = f"Python {sys.version.split()[0]} (runtimelib kernel)"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.namespace: dict[str, Any] = {
+            "__name__": "__main__",
+            "__builtins__": builtins,
+            "display": self.display_object,
+            "update_display": self.update_display,
+            "clear_output": self.clear_output_now,
+        }
+        self.history: list[tuple[int, int, str, str | None]] = []
+        self._stdout = _OutStream(self, "stdout")
+        self._stderr = _OutStream(self, "stderr")
+        self._allow_stdin = False
+
+    # -- the display API in the namespace -------------------------------------------------------
+
+    def show(
+        self, obj: Any, *, display_id: str | None = None, update: bool = False, raw: bool = False
+    ) -> None:
+        """Publish ``obj`` as display_data (or update_display_data)."""
+        self._flush()
+        raw_bundle = raw and isinstance(obj, dict)
+        bundle = MimeBundle(obj) if raw_bundle else MimeBundle.from_object(obj)
+        transient = {"display_id": display_id} if display_id else {}
+        cls = UpdateDisplayData if update else DisplayData
+        self.publish_now(
+            cls(data=bundle.data, metadata=bundle.metadata, transient=transient), self._parent()
+        )
+
+    def display_object(
+        self, *objs: Any, display_id: str | bool | None = None, raw: bool = False
+    ) -> DisplayHandle | None:
+        """Show objects richly; ``display_id=True`` makes a new id and returns a handle."""
+        if display_id is True:
+            display_id = uuid.uuid4().hex
+        for obj in objs:
+            self.show(obj, display_id=display_id or None, raw=raw)
+        return DisplayHandle(self, display_id) if isinstance(display_id, str) else None
+
+    def update_display(self, obj: Any, *, display_id: str, raw: bool = False) -> None:
+        """Replace every output shown with ``display_id``."""
+        self.show(obj, display_id=display_id, update=True, raw=raw)
+
+    def clear_output_now(self, wait: bool = False) -> None:
+        """Clear this cell's output (with ``wait``: just before the next output)."""
+        self._flush()
+        self.publish_now(ClearOutput(wait=wait), self._parent())
+
+    def _parent(self) -> Message[Any] | None:
+        return self._stdout.parent or _current.get()
+
+    def _flush(self) -> None:
+        self._stdout.flush()
+        self._stderr.flush()
+
+    # -- input() --------------------------------------------------------------------------------
+
+    def _input(self, prompt: Any = "", password: bool = False) -> str:
+        parent = self._parent()
+        if not self._allow_stdin or parent is None:
+            raise _StdinNotImplementedError("input() is not supported by this frontend")
+        self._flush()
+        stdin = self._sockets["stdin"]
+        request = self.session.message(
+            InputRequest(prompt=str(prompt), password=password),
+            parent,
+            channel="stdin",
+            identities=parent.identities,
+        )
+        stdin.socket.send_multipart(self.session.serialize(request))
+        # The event loop waits while code runs, so read the reply here; the short polls let an
+        # interrupt through.
+        while True:
+            if not stdin.socket.poll(100):
+                continue
+            try:
+                message = self.session.deserialize(stdin.socket.recv_multipart(), channel="stdin")
+            except Exception:
+                continue
+            if message.parent_id == request.msg_id and isinstance(message.content, InputReply):
+                return message.content.value
+
+    # -- execution ------------------------------------------------------------------------------
+
+    async def do_execute(
+        self,
+        code: str,
+        *,
+        silent: bool,
+        store_history: bool,
+        user_expressions: dict[str, str],
+        allow_stdin: bool,
+    ) -> ExecuteReply:
+        """Run the code in the namespace, in this (the main) thread."""
+        count = self.execution_count
+        parent = _current.get()
+        self._stdout.parent = self._stderr.parent = parent
+        self._allow_stdin = allow_stdin
+        flusher = _Flusher([self._stdout, self._stderr])
+        saved = (sys.stdout, sys.stderr, builtins.input, getattr(builtins, "raw_input", None))
+        sys.stdout, sys.stderr = self._stdout, self._stderr
+        builtins.input = self._input
+        previous_handler = _interruptible()
+        flusher.start()
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = self._run(code, count)
+        except BaseException as exc:  # KeyboardInterrupt and SystemExit are outputs too
+            error = exc
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+            flusher.done.set()
+            flusher.join()
+            sys.stdout, sys.stderr, builtins.input = saved[0], saved[1], saved[2]
+            self._flush()
+        output_text = None
+        if error is None and result is not None and not silent:
+            self.namespace["_"] = result
+            bundle = MimeBundle.from_object(result)
+            output_text = bundle.text
+            await self.execute_result(bundle.data, bundle.metadata)
+        if store_history and not silent:
+            self.history.append((1, count, code, output_text))
+        expressions = self._user_expressions(user_expressions)
+        self._stdout.parent = self._stderr.parent = None
+        if error is not None:
+            tb = _format_traceback(error)
+            ename, evalue = type(error).__name__, str(error)
+            await self.error(ename, evalue, tb)
+            return ExecuteReply(
+                status="error", ename=ename, evalue=evalue, traceback=tb, execution_count=count
+            )
+        return ExecuteReply(execution_count=count, user_expressions=expressions)
+
+    def _run(self, code: str, count: int) -> Any:
+        filename = f"<cell {count}>"
+        # Tracebacks show the cell's lines, as they do for files.
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        tree = ast.parse(code, filename, "exec")
+        last: ast.expr | None = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = tree.body.pop().value  # type: ignore[attr-defined]
+        if tree.body:
+            exec(compile(tree, filename, "exec"), self.namespace)
+        if last is not None:
+            expression = ast.Expression(last)
+            return eval(compile(expression, filename, "eval"), self.namespace)
+        return None
+
+    def _user_expressions(self, expressions: dict[str, str]) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for name, source in expressions.items():
+            try:
+                value = eval(source, self.namespace)
+                bundle = MimeBundle.from_object(value)
+                results[name] = {"status": "ok", "data": bundle.data, "metadata": bundle.metadata}
+            except Exception as exc:
+                results[name] = {
+                    "status": "error",
+                    "ename": type(exc).__name__,
+                    "evalue": str(exc),
+                    "traceback": _format_traceback(exc),
+                }
+        return results
+
+    # -- introspection --------------------------------------------------------------------------
+
+    async def do_complete(self, code: str, cursor_pos: int) -> CompleteReply:
+        """Names and attributes from the namespace (rlcompleter), plus keywords."""
+        match = _NAME_AT_END.search(code[:cursor_pos])
+        token = match.group(0) if match else ""
+        completer = rlcompleter.Completer(self.namespace)
+        matches: list[str] = []
+        state = 0
+        while len(matches) < 1000:
+            try:
+                candidate = completer.complete(token, state)
+            except Exception:
+                break
+            if candidate is None:
+                break
+            # rlcompleter decorates: "len(", "object()", "for " — frontends want bare names.
+            candidate = candidate.rstrip(" ").removesuffix("()").removesuffix("(")
+            if candidate not in matches:
+                matches.append(candidate)
+            state += 1
+        return CompleteReply(
+            matches=matches, cursor_start=cursor_pos - len(token), cursor_end=cursor_pos
+        )
+
+    async def do_inspect(self, code: str, cursor_pos: int, detail_level: int) -> InspectReply:
+        """Signature and docstring of the name at the cursor (no code is run, only lookups)."""
+        name = _name_at(code, cursor_pos)
+        if not name:
+            return InspectReply(found=False)
+        found, obj = self._lookup(name)
+        if not found:
+            return InspectReply(found=False)
+        lines = [f"{name}: {type(obj).__name__}"]
+        with contextlib.suppress(Exception):
+            lines.append(f"Signature: {name}{inspect.signature(obj)}")
+        doc = inspect.getdoc(obj)
+        if doc:
+            lines.append(f"Docstring:\n{doc}")
+        if detail_level > 0:
+            with contextlib.suppress(Exception):
+                lines.append(f"Source:\n{inspect.getsource(obj)}")
+        return InspectReply(found=True, data={"text/plain": "\n".join(lines)})
+
+    def _lookup(self, dotted: str) -> tuple[bool, Any]:
+        head, *rest = dotted.split(".")
+        if head in self.namespace:
+            obj = self.namespace[head]
+        elif hasattr(builtins, head):
+            obj = getattr(builtins, head)
+        else:
+            return False, None
+        for part in rest:
+            try:
+                obj = getattr(obj, part)
+            except Exception:
+                return False, None
+        return True, obj
+
+    async def do_is_complete(self, code: str) -> IsCompleteReply:
+        """codeop's verdict, with the indent for the next line when incomplete."""
+        try:
+            compiled = codeop.compile_command(code, "<input>", "exec")
+        except (SyntaxError, ValueError, OverflowError):
+            return IsCompleteReply(status="invalid")
+        if compiled is None:
+            last = code.rstrip("\n").splitlines()[-1] if code.strip() else ""
+            indent = last[: len(last) - len(last.lstrip())]
+            if last.rstrip().endswith(":"):
+                indent += "    "
+            return IsCompleteReply(status="incomplete", indent=indent)
+        return IsCompleteReply(status="complete")
+
+    async def do_history(self, request: HistoryRequest) -> HistoryReply:
+        """This session's inputs (and outputs), by tail, range or search."""
+        entries = self.history
+        kind = request.hist_access_type
+        if kind == "range":
+            start = request.start if isinstance(request.start, int) else 0
+            stop = request.stop if isinstance(request.stop, int) else len(entries) + 1
+            entries = [e for e in entries if start <= e[1] < stop]
+        elif kind == "search":
+            pattern = request.pattern if isinstance(request.pattern, str) else "*"
+            regex = re.compile(_glob_to_regex(pattern))
+            entries = [e for e in entries if regex.match(e[2])]
+            if request.unique is True:
+                seen: set[str] = set()
+                entries = [e for e in entries if not (e[2] in seen or seen.add(e[2]))]  # type: ignore[func-returns-value]
+        if kind in ("tail", "search") and isinstance(request.n, int):
+            entries = entries[-request.n :] if request.n > 0 else entries
+        history: list[Any] = [
+            (s, n, (i, o)) if request.output else (s, n, i) for s, n, i, o in entries
+        ]
+        return HistoryReply(history=history)
+
+
+class _StdinNotImplementedError(RuntimeError):
+    """Named as in ipykernel, since code and tests look for this name."""
+
+
+_StdinNotImplementedError.__name__ = "StdinNotImplementedError"
+_StdinNotImplementedError.__qualname__ = "StdinNotImplementedError"
+
+
+def _raise_interrupt(signum: int, frame: types.FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _interruptible() -> Any:
+    """Make SIGINT raise KeyboardInterrupt in the running code; returns the old handler."""
+    return signal.signal(signal.SIGINT, _raise_interrupt)
+
+
+def _format_traceback(error: BaseException) -> list[str]:
+    """The traceback lines of user code (the kernel's own frames left out)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    exc = traceback.TracebackException(type(error), error, tb)
+    return [line.rstrip("\n") for line in exc.format()]
+
+
+def _name_at(code: str, cursor_pos: int) -> str:
+    """The dotted name under or just before the cursor."""
+    start = cursor_pos
+    while start > 0 and (code[start - 1].isalnum() or code[start - 1] in "._"):
+        start -= 1
+    end = cursor_pos
+    while end < len(code) and (code[end].isalnum() or code[end] == "_"):
+        end += 1
+    return code[start:end].strip(".")
+
+
+def _glob_to_regex(pattern: str) -> str:
+    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
+
+
+def _main() -> None:
+    PythonKernel.launch()
+
+
+if __name__ == "__main__":
+    _main()
