@@ -109,6 +109,7 @@ class AsyncKernelClient:
         session: Session | None = None,
         heartbeat_interval: float | None = 1.0,
         heartbeat_misses: int = 5,
+        ready_timeout: float | None = 60.0,
     ) -> None:
         if isinstance(connection, AsyncTransport):
             self.transport = connection
@@ -120,6 +121,9 @@ class AsyncKernelClient:
                 heartbeat_misses=heartbeat_misses,
             )
         self.session = self.transport.session
+        #: On entering, wait this long for the kernel to be ready (None: do not wait). Until
+        #: iopub is subscribed the kernel's output is lost, so requests wait for it.
+        self.ready_timeout = ready_timeout
         self.router = Router()
         self.comms = CommManager(self)
         self.router.listeners.append(self.comms.handle)
@@ -138,6 +142,13 @@ class AsyncKernelClient:
             task_group.start_soon(self._watch_process, self._process_watch)
         else:
             task_group.start_soon(self.transport.watch, self.router.fail, self.router.recover)
+        if self.ready_timeout is not None:
+            try:
+                await self.wait_for_ready(self.ready_timeout)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.aclose()
+                raise
         return self
 
     async def __aexit__(

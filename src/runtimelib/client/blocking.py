@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -65,24 +65,64 @@ OutputCallback = Callable[[Output], None]
 
 
 class _Inbox:
-    """A request's inbox: a thread-safe queue the I/O thread fills."""
+    """A request's inbox, filled by the transport's thread.
+
+    A deque and an event rather than a queue: the consumer is woken once for everything that
+    arrived while it was busy, not once per message, which matters when a kernel floods.
+    """
 
     def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[Message[Content] | BaseException] = queue.SimpleQueue()
+        self._items: deque[Message[Content] | BaseException] = deque()
+        self._ready = threading.Event()
 
     def put(self, item: Message[Content] | BaseException) -> None:
-        self.queue.put(item)
+        self._items.append(item)
+        self._ready.set()
 
     def get(self, deadline: float) -> Message[Content]:
-        try:
-            item = self.queue.get(
-                timeout=max(deadline - time.monotonic(), 0) if deadline < float("inf") else None
-            )
-        except queue.Empty:
-            raise KernelTimeoutError("the kernel did not answer in time") from None
+        while True:
+            try:
+                item = self._items.popleft()
+            except IndexError:
+                self._ready.clear()
+                if self._items:  # appended between the popleft and the clear
+                    continue
+                wait = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
+                if not self._ready.wait(wait):
+                    raise KernelTimeoutError("the kernel did not answer in time") from None
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            return item
+
+
+class _Sink:
+    """An inbox that feeds an Execution in the transport's thread and wakes the caller only
+    for input requests, errors and the end."""
+
+    def __init__(self, execution: Execution) -> None:
+        self.execution = execution
+        self.wake = threading.Event()
+        self.done = threading.Event()
+        self.inputs: deque[Message[Content]] = deque()
+        self.error: BaseException | None = None
+
+    def put(self, item: Message[Content] | BaseException) -> None:
         if isinstance(item, BaseException):
-            raise item
-        return item
+            self.error = item
+            self.wake.set()
+            return
+        if self.done.is_set():
+            return
+        action = self.execution.classify(item)
+        if action == "input":
+            self.inputs.append(item)
+            self.wake.set()
+        elif action == "yield":
+            self.execution.collect(item)
+            if self.execution.done:
+                self.done.set()
+                self.wake.set()
 
 
 class KernelClient:
@@ -100,6 +140,7 @@ class KernelClient:
         session: Session | None = None,
         heartbeat_interval: float | None = 1.0,
         heartbeat_misses: int = 5,
+        ready_timeout: float | None = 60.0,
     ) -> None:
         self._heartbeat = (heartbeat_interval, heartbeat_misses)
         self._connection = connection
@@ -109,6 +150,9 @@ class KernelClient:
             self.session = connection.session
         else:
             self.session = session or Session(connection.key_bytes, connection.signature_scheme)
+        #: On entering, wait this long for the kernel to be ready (None: do not wait). Until
+        #: iopub is subscribed the kernel's output is lost, so requests wait for it.
+        self.ready_timeout = ready_timeout
         self.router = Router()
         self.comms = CommManager(self)
         self.router.listeners.append(self.comms.handle)
@@ -141,6 +185,12 @@ class KernelClient:
                 target=self._watch_process, name="runtimelib-client-watch", daemon=True
             )
             self._watcher.start()
+        if self.ready_timeout is not None:
+            try:
+                self.wait_for_ready(self.ready_timeout)
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
         """Stop reading and close the transport."""
@@ -430,9 +480,40 @@ class KernelClient:
             stop_on_error=stop_on_error,
             subshell_id=subshell_id,
         )
-        for message in self._run(execution, timeout, input):
-            output = execution.collect(message)
-            if output is not None and on_output is not None:
-                on_output(output)
+        if on_output is None:
+            self._collect(execution, timeout, input)
+        else:
+            for message in self._run(execution, timeout, input):
+                output = execution.collect(message)
+                if output is not None:
+                    on_output(output)
         result = execution.result()
         return result.raise_for_error() if raise_on_error else result
+
+    def _collect(
+        self, execution: Execution, timeout: float | None, input: InputHandler | None
+    ) -> None:
+        """Run an execution whose outputs are collected in the transport's thread.
+
+        Without a callback there is nothing for this thread to do per message: it sleeps until
+        the kernel is idle (or asks for input), leaving the CPU to the reader, which keeps up
+        with a flooding kernel on a small machine.
+        """
+        sink = _Sink(execution)
+        self.router.open(execution.msg_id, sink)
+        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        try:
+            self._send(execution.request)
+            while True:
+                wait = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
+                if not sink.wake.wait(wait):
+                    raise KernelTimeoutError("the kernel did not answer in time")
+                sink.wake.clear()
+                if sink.error is not None:
+                    raise sink.error
+                while sink.inputs:
+                    self._answer_input(sink.inputs.popleft(), input)
+                if sink.done.is_set():
+                    return
+        finally:
+            self.router.close(execution.msg_id)

@@ -49,11 +49,27 @@ class OutputCollector:
     """
 
     def __init__(self, *, merge_streams: bool = True) -> None:
-        self.outputs: list[Output] = []
+        self._outputs: list[Output] = []
         self.merge_streams = merge_streams
         self._clear_pending = False
-        # display_id -> indices into self.outputs
+        # display_id -> indices into the outputs
         self._displays: dict[str, list[int]] = {}
+        # Text of the last stream output not yet joined: joining each piece as it came would
+        # copy the whole text again for every message of a flood.
+        self._pending: list[str] = []
+
+    @property
+    def outputs(self) -> list[Output]:
+        """The outputs so far."""
+        self._join()
+        return self._outputs
+
+    def _join(self) -> None:
+        if self._pending:
+            last = self._outputs[-1]
+            assert isinstance(last, Stream)
+            self._outputs[-1] = Stream(name=last.name, text=last.text + "".join(self._pending))
+            self._pending.clear()
 
     def add(self, content: Content) -> bool:
         """Take one iopub content; return True if it changed the outputs."""
@@ -71,21 +87,24 @@ class OutputCollector:
             self._clear()
         if isinstance(content, (DisplayData, ExecuteResult)) and content.display_id:
             self._update(content.display_id, content)
-            self._displays.setdefault(content.display_id, []).append(len(self.outputs))
-        last = self.outputs[-1] if self.outputs else None
+            self._join()
+            self._displays.setdefault(content.display_id, []).append(len(self._outputs))
+        last = self._outputs[-1] if self._outputs else None
         if (
             self.merge_streams
             and isinstance(content, Stream)
             and isinstance(last, Stream)
             and last.name == content.name
         ):
-            self.outputs[-1] = Stream(name=last.name, text=last.text + content.text)
-        else:
-            self.outputs.append(content)
+            self._pending.append(content.text)
+            return True
+        self._join()
+        self._outputs.append(content)
         return True
 
     def _clear(self) -> None:
-        self.outputs.clear()
+        self._outputs.clear()
+        self._pending.clear()
         self._displays.clear()
         self._clear_pending = False
 
@@ -94,9 +113,9 @@ class OutputCollector:
     ) -> bool:
         changed = False
         for index in self._displays.get(display_id or "", ()):
-            old = self.outputs[index]
+            old = self._outputs[index]
             if isinstance(old, (DisplayData, ExecuteResult)):
-                self.outputs[index] = msgspec.structs.replace(
+                self._outputs[index] = msgspec.structs.replace(
                     old, data=content.data, metadata=content.metadata
                 )
                 changed = True

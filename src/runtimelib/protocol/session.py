@@ -140,7 +140,10 @@ class Session:
         try:
             metadata = _DICT_DECODER.decode(metadata_b)
         except (msgspec.DecodeError, UnicodeDecodeError):
-            metadata = decode_object(metadata_b, "metadata")  # raises the precise error
+            if metadata_b.strip() == b"null":  # xeus-python's iopub_welcome: read as empty
+                metadata = {}
+            else:
+                metadata = decode_object(metadata_b, "metadata")  # raises the precise error
         content, content_problems = decode_content(header.msg_type, content_b)
         problems.extend(content_problems)
         return Message(

@@ -51,6 +51,9 @@ CLIENT_SOCKET_TYPES = {
     "hb": zmq.REQ,
 }
 
+# Bytes of TCP receive buffer asked for on iopub (the OS may cap it: net.core.rmem_max).
+_IOPUB_RCVBUF = 8 * 1024 * 1024
+
 # How long closing a socket may wait to flush what was sent (e.g. a last shutdown_request).
 _LINGER_MS = 1000
 
@@ -82,6 +85,10 @@ def client_socket(
             # the wire at once, so the kernel's PUB socket never reaches its high-water mark
             # and never drops output, however slowly the application reads.
             sock.rcvhwm = 0
+            # And a deep kernel socket buffer: should this process's I/O thread be starved of
+            # CPU for a moment, TCP keeps absorbing output instead of pushing back until the
+            # kernel's own send queue fills and drops messages.
+            sock.rcvbuf = _IOPUB_RCVBUF
         if channel == "hb":
             # After a missed beat a plain REQ socket refuses to send again; relaxed, it may.
             sock.setsockopt(zmq.REQ_RELAXED, 1)
