@@ -69,7 +69,7 @@ from ..messages import (
     reply_type,
 )
 from ..protocol import Session
-from ..transports.zmq import AsyncChannel, _events, _fd
+from ..transports.zmq import AsyncChannel, zmq_events, zmq_fd
 from .sockets import HeartbeatEcho, bind_kernel_socket
 
 __all__ = ["Kernel", "StdinNotAllowedError"]
@@ -298,11 +298,11 @@ class Kernel:
     async def _welcome_subscribers(self) -> None:
         # XPUB delivers b"\x01" + topic for each subscription (JEP 65): welcome the subscriber.
         sock = self._sockets["iopub"].socket
-        fd = _fd(sock)
+        fd = zmq_fd(sock)
         while True:
             with self._iopub_lock:
                 frames = None
-                if _events(sock) & zmq.POLLIN:
+                if zmq_events(sock) & zmq.POLLIN:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
             if frames is None:
                 await anyio.wait_readable(fd)

@@ -104,12 +104,14 @@ def client_socket(
     return sock
 
 
-def _fd(sock: zmq.Socket[Any]) -> int:
+def zmq_fd(sock: zmq.Socket[Any]) -> int:
+    """The socket's edge-triggered notification descriptor (ZMQ_FD)."""
     fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
     return fd
 
 
-def _events(sock: zmq.Socket[Any]) -> int:
+def zmq_events(sock: zmq.Socket[Any]) -> int:
+    """What the socket can do now (ZMQ_EVENTS); reading it re-arms ZMQ_FD."""
     events: int = sock.getsockopt(zmq.EVENTS)  # type: ignore[assignment]
     return events
 
@@ -156,9 +158,9 @@ class AsyncChannel(_ChannelBase):
         # The socket's file descriptor is edge-triggered and signals "something changed";
         # only ZMQ_EVENTS tells what, and reading it re-arms the descriptor.
         sock = self.socket
-        fd = _fd(sock)
+        fd = zmq_fd(sock)
         try:
-            while not _events(sock) & event:
+            while not zmq_events(sock) & event:
                 await anyio.wait_readable(fd)
         except zmq.ZMQError as exc:
             raise TransportError(f"{self.channel} channel failed: {exc}") from exc
@@ -285,11 +287,11 @@ class AsyncHeartbeat(_HeartbeatBase):
         """Whether the kernel echoed a beat within ``timeout`` seconds."""
         sock = self.socket
         payload = b"ping"
-        fd = _fd(sock)
+        fd = zmq_fd(sock)
         with anyio.move_on_after(timeout):
             sock.send(payload, zmq.NOBLOCK)
             while True:
-                while not _events(sock) & zmq.POLLIN:
+                while not zmq_events(sock) & zmq.POLLIN:
                     await anyio.wait_readable(fd)
                 with contextlib.suppress(zmq.Again):
                     if sock.recv(zmq.NOBLOCK) == payload:
