@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -65,3 +66,35 @@ def test_readme_kernel_examples_run(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout
     assert list((tmp_path / "runtime").glob("kernel-*.json")) == []
+
+
+@pytest.mark.kernel
+def test_readme_kernel_writing_example_runs(tmp_path: Path) -> None:
+    (code,) = _readme_blocks("Writing a kernel")
+    (tmp_path / "shout.py").write_text(code)
+    spec = tmp_path / "path" / "kernels" / "shout"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "shout", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Shout"}))
+    env = {
+        **os.environ,
+        "JUPYTER_PATH": str(tmp_path / "path"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "PYTHONPATH": str(tmp_path),
+    }
+    driver = (
+        "from runtimelib import KernelManager\n"
+        "with KernelManager('shout') as km, km.client() as kc:\n"
+        "    print(kc.execute('hello').stdout)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", driver],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HELLO" in result.stdout
