@@ -83,6 +83,8 @@ def jupyter_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(data))
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    # ipykernel's history database would otherwise be shared by every kernel of the run.
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     yield runtime
     leftovers = sorted(p.name for p in runtime.glob("kernel-*.json")) if runtime.exists() else []
     assert leftovers == [], f"connection files left behind: {leftovers}"
