@@ -337,9 +337,15 @@ class AsyncKernelClient:
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
         backlog_seen = len(self.router.backlog)
 
+        current: list[_Inbox] = []
+
         def watch(message: Message[Content]) -> None:
-            if message.channel == "iopub":
+            # iopub_welcome has no parent, so the router does not send it to our inbox:
+            # hand it over here, or the wait would last until the next resend.
+            if message.channel == "iopub" and message.parent_id not in readiness.sent:
                 readiness.on_iopub(message)
+                for inbox in current:
+                    inbox.put(message)
 
         self.router.listeners.append(watch)
         try:
@@ -349,6 +355,7 @@ class AsyncKernelClient:
                 request = readiness.request()
                 inbox = _Inbox()
                 self.router.open(request.msg_id, inbox)
+                current.append(inbox)
                 try:
                     await self._send(request)
                     # Ask again every so often: a kernel without iopub_welcome shows that iopub
@@ -366,6 +373,7 @@ class AsyncKernelClient:
                         else:
                             readiness.on_iopub(message)
                 finally:
+                    current.clear()
                     self.router.close(request.msg_id)
                     inbox.close()
         finally:

@@ -365,9 +365,15 @@ class KernelClient:
         readiness = Readiness(self.session)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
 
+        current: list[_Inbox] = []
+
         def watch(message: Message[Content]) -> None:
-            if message.channel == "iopub":
+            # iopub_welcome has no parent, so the router does not send it to our inbox:
+            # hand it over here, or the wait would last until the next resend.
+            if message.channel == "iopub" and message.parent_id not in readiness.sent:
                 readiness.on_iopub(message)
+                for inbox in current:
+                    inbox.put(message)
 
         self.router.listeners.append(watch)
         try:
@@ -377,6 +383,7 @@ class KernelClient:
                 request = readiness.request()
                 inbox = _Inbox()
                 self.router.open(request.msg_id, inbox)
+                current.append(inbox)
                 try:
                     self.send(request)
                     resend = min(deadline, time.monotonic() + (0.2 if readiness.reply else 1.0))
@@ -392,6 +399,7 @@ class KernelClient:
                         else:
                             readiness.on_iopub(message)
                 finally:
+                    current.clear()
                     self.router.close(request.msg_id)
         finally:
             self.router.listeners.remove(watch)

@@ -290,6 +290,9 @@ class Kernel:
             if message is None or not isinstance(message.content, InputReply):
                 continue
             parent = message.parent_id
+            if parent is None and len(self._inputs) == 1:
+                # jupyter_client's input() replies with an empty parent header.
+                parent = next(iter(self._inputs))
             event = self._inputs.get(parent or "")
             if event is not None and parent is not None:
                 self._input_values[parent] = message.content.value

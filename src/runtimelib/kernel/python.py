@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import io
 import linecache
+import pkgutil
 import platform
 import re
 import rlcompleter
@@ -53,6 +54,7 @@ __all__ = ["PythonKernel"]
 
 _FLUSH_SECONDS = 0.05
 _NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
+_IMPORT_AT_END = re.compile(r"^\s*(import|from)\s+[\w]*$", re.MULTILINE)
 
 
 class _OutStream(io.TextIOBase):
@@ -233,7 +235,11 @@ class PythonKernel(Kernel):
                 message = self.session.deserialize(stdin.socket.recv_multipart(), channel="stdin")
             except Exception:
                 continue
-            if message.parent_id == request.msg_id and isinstance(message.content, InputReply):
+            # jupyter_client's input() and jupyter console reply with an empty parent header;
+            # only one input is ever pending here, so a reply without a parent is ours.
+            if message.parent_id in (request.msg_id, None) and isinstance(
+                message.content, InputReply
+            ):
                 return message.content.value
 
     # -- execution ------------------------------------------------------------------------------
@@ -326,6 +332,14 @@ class PythonKernel(Kernel):
         """Names and attributes from the namespace (rlcompleter), plus keywords."""
         match = _NAME_AT_END.search(code[:cursor_pos])
         token = match.group(0) if match else ""
+        if _IMPORT_AT_END.search(code[:cursor_pos]) and "." not in token:
+            names = sorted({m.name for m in pkgutil.iter_modules() if m.name.startswith(token)})
+            names = sorted(
+                set(names) | {n for n in sys.builtin_module_names if n.startswith(token)}
+            )
+            return CompleteReply(
+                matches=names, cursor_start=cursor_pos - len(token), cursor_end=cursor_pos
+            )
         completer = rlcompleter.Completer(self.namespace)
         matches: list[str] = []
         state = 0

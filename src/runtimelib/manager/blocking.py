@@ -31,8 +31,13 @@ class KernelManager(ManagerBase):
     Safe to use inside a running event loop (a notebook cell): it never starts one.
     """
 
-    _lock = threading.RLock()
     _restarting = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One lock for the manager's life: a watcher of an earlier process must wait for a
+        # new start to finish, then see that its process was replaced.
+        self._lock = threading.RLock()
 
     def start(self) -> None:
         """Launch the kernel and wait until it is ready (``startup_timeout``).
@@ -41,7 +46,6 @@ class KernelManager(ManagerBase):
         code and the end of its output; one that does not answer in time is killed and
         raises KernelTimeoutError. Once ready, a thread watches the process (see monitor).
         """
-        self._lock = threading.RLock()
         with self._lock:
             self._stopping = False
             process = self._launch()
