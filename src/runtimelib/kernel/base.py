@@ -308,7 +308,10 @@ class Kernel:
                 if zmq_events(sock) & zmq.POLLIN:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
             if frames is None:
-                await anyio.wait_readable(fd)
+                # Sends on this socket (from any thread) can swallow the descriptor's edge, so
+                # look again now and then rather than trust it alone.
+                with anyio.move_on_after(0.2):
+                    await anyio.wait_readable(fd)
             elif frames[0][:1] == b"\x01":
                 topic = frames[0][1:].decode("utf-8", "replace")
                 self.publish_now(IopubWelcome(subscription=topic), parent=None)

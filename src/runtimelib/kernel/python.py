@@ -240,6 +240,7 @@ class PythonKernel(Kernel):
             if message.parent_id in (request.msg_id, None) and isinstance(
                 message.content, InputReply
             ):
+                stdin._nudge()  # the event loop's reader may have lost its wake-up to us
                 return message.content.value
 
     # -- execution ------------------------------------------------------------------------------

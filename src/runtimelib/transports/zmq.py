@@ -123,6 +123,7 @@ class _ChannelBase:
         self.socket = socket
         self.session = session
         self.channel = channel
+        self._waits: list[anyio.CancelScope] = []
 
     @property
     def closed(self) -> bool:
@@ -161,7 +162,12 @@ class AsyncChannel(_ChannelBase):
         fd = zmq_fd(sock)
         try:
             while not zmq_events(sock) & event:
-                await anyio.wait_readable(fd)
+                with anyio.CancelScope() as scope:
+                    self._waits.append(scope)
+                    try:
+                        await anyio.wait_readable(fd)
+                    finally:
+                        self._waits.remove(scope)
         except zmq.ZMQError as exc:
             raise TransportError(f"{self.channel} channel failed: {exc}") from exc
 
@@ -173,6 +179,14 @@ class AsyncChannel(_ChannelBase):
             self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot send on the {self.channel} channel: {exc}") from exc
+        self._nudge()
+
+    def _nudge(self) -> None:
+        # A send processes the socket's pending events and can swallow the edge of ZMQ_FD that
+        # a waiting reader needs: if something is ready, wake the waiters to look again.
+        if self._waits and zmq_events(self.socket):
+            for scope in self._waits:
+                scope.cancel()
 
     def send_nowait(self, message: Message[Any]) -> bool:
         """Send without waiting; False (nothing sent) if the socket cannot take it right now."""
@@ -182,6 +196,7 @@ class AsyncChannel(_ChannelBase):
             return False
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot send on the {self.channel} channel: {exc}") from exc
+        self._nudge()
         return True
 
     async def recv_frames(self) -> list[bytes]:
