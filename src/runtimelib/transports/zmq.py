@@ -514,6 +514,7 @@ class _IOThread(threading.Thread):
             self.started.set()
             return
         by_socket = {sock: name for name, sock in sockets.items()}
+        iopub = sockets["iopub"]
         poller = zmq.Poller()
         for sock in sockets.values():
             poller.register(sock, zmq.POLLIN)
@@ -522,7 +523,11 @@ class _IOThread(threading.Thread):
         self.started.set()
         try:
             while not self._stopping:
-                for item, _ in poller.poll(heart.poll_ms()):
+                ready = poller.poll(heart.poll_ms())
+                # iopub first: a reply and the outputs before it then arrive in the order the
+                # kernel sent them, as far as two sockets allow.
+                ready.sort(key=lambda event: event[0] is not iopub)
+                for item, _ in ready:
                     if item == self._wake_r:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self._wake_r, 65536)
