@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import io
 import linecache
+import os
 import pkgutil
 import platform
 import re
@@ -30,6 +31,8 @@ import traceback
 import types
 import uuid
 from typing import Any, ClassVar
+
+import anyio
 
 from ..media import MimeBundle
 from ..messages import (
@@ -169,6 +172,26 @@ class PythonKernel(Kernel):
         self._stdout = _OutStream(self, "stdout")
         self._stderr = _OutStream(self, "stderr")
         self._allow_stdin = False
+        self._running_code = False
+        self._interrupt_pending = False
+
+    async def _watch_signals(self) -> None:
+        # Code runs in this thread with the event loop blocked, so SIGINT must act from a
+        # plain signal handler: raise in the running code, or remember it for code about to run.
+        if os.name == "posix":
+            with contextlib.suppress(ValueError):  # not the main thread: no signals here
+                signal.signal(signal.SIGINT, self._on_sigint)
+        await anyio.sleep_forever()
+
+    def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
+        if self._running_code:
+            raise KeyboardInterrupt
+        if self._execute_scope is not None:
+            self._interrupt_pending = True
+
+    def interrupt(self) -> None:
+        """An interrupt_request: the same as SIGINT (control is served between cells)."""
+        self._on_sigint(signal.SIGINT, None)
 
     # -- the display API in the namespace -------------------------------------------------------
 
@@ -263,16 +286,20 @@ class PythonKernel(Kernel):
         saved = (sys.stdout, sys.stderr, builtins.input, getattr(builtins, "raw_input", None))
         sys.stdout, sys.stderr = self._stdout, self._stderr
         builtins.input = self._input
-        previous_handler = _interruptible()
         flusher.start()
         result: Any = None
         error: BaseException | None = None
         try:
+            self._running_code = True
+            if self._interrupt_pending:  # SIGINT came after the request, before the code
+                raise KeyboardInterrupt
             result = self._run(code, count)
+            self._running_code = False
         except BaseException as exc:  # KeyboardInterrupt and SystemExit are outputs too
+            self._running_code = False
             error = exc
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
+            self._interrupt_pending = False
             flusher.done.set()
             flusher.join()
             sys.stdout, sys.stderr, builtins.input = saved[0], saved[1], saved[2]
@@ -437,15 +464,6 @@ class _StdinNotImplementedError(RuntimeError):
 
 _StdinNotImplementedError.__name__ = "StdinNotImplementedError"
 _StdinNotImplementedError.__qualname__ = "StdinNotImplementedError"
-
-
-def _raise_interrupt(signum: int, frame: types.FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def _interruptible() -> Any:
-    """Make SIGINT raise KeyboardInterrupt in the running code; returns the old handler."""
-    return signal.signal(signal.SIGINT, _raise_interrupt)
 
 
 def _format_traceback(error: BaseException) -> list[str]:
