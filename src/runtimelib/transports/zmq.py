@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import zmq
@@ -25,6 +25,9 @@ from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, T
 from ..messages import Content, Message
 from ..protocol import Session
 from .base import AsyncTransport, Deliver, Transport
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "CLIENT_SOCKET_TYPES",
@@ -125,6 +128,20 @@ class _ChannelBase:
         self.channel = channel
         self._waits: list[anyio.CancelScope] = []
 
+    @classmethod
+    def connect(
+        cls,
+        info: ConnectionInfo,
+        channel: str,
+        *,
+        session: Session | None = None,
+        context: zmq.Context[Any] | None = None,
+    ) -> Self:
+        """Connect to ``channel`` of the kernel described by ``info``."""
+        session = session if session is not None else Session(info.key_bytes, info.signature_scheme)
+        sock = client_socket(info, channel, session_id=session.session_id, context=context)
+        return cls(sock, session, channel)
+
     @property
     def closed(self) -> bool:
         """Whether the socket is closed."""
@@ -140,20 +157,6 @@ class _ChannelBase:
 
 class AsyncChannel(_ChannelBase):
     """One kernel channel for asyncio or trio code (through anyio)."""
-
-    @classmethod
-    def connect(
-        cls,
-        info: ConnectionInfo,
-        channel: str,
-        *,
-        session: Session | None = None,
-        context: zmq.Context[Any] | None = None,
-    ) -> AsyncChannel:
-        """Connect to ``channel`` of the kernel described by ``info``."""
-        session = session if session is not None else Session(info.key_bytes, info.signature_scheme)
-        sock = client_socket(info, channel, session_id=session.session_id, context=context)
-        return cls(sock, session, channel)
 
     async def _wait(self, event: int) -> None:
         # The socket's file descriptor is edge-triggered and signals "something changed";
@@ -233,20 +236,6 @@ class AsyncChannel(_ChannelBase):
 
 class Channel(_ChannelBase):
     """One kernel channel for blocking code; no event loop involved."""
-
-    @classmethod
-    def connect(
-        cls,
-        info: ConnectionInfo,
-        channel: str,
-        *,
-        session: Session | None = None,
-        context: zmq.Context[Any] | None = None,
-    ) -> Channel:
-        """Connect to ``channel`` of the kernel described by ``info``."""
-        session = session if session is not None else Session(info.key_bytes, info.signature_scheme)
-        sock = client_socket(info, channel, session_id=session.session_id, context=context)
-        return cls(sock, session, channel)
 
     def send(self, message: Message[Any]) -> None:
         """Sign and send a message."""
