@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -191,6 +192,11 @@ class AsyncKernelClient:
             self.router.fail(KernelDiedError(f"the kernel exited with code {code}"))
             while current() is process:  # until a restart replaces it
                 await anyio.sleep(0.05)
+            # Accept requests again once iopub has resubscribed (see KernelClient).
+            replaced_at = time.monotonic()
+            with anyio.move_on_after(2.0):
+                while self.router.last_iopub < replaced_at:
+                    await anyio.sleep(0.02)
             self.router.recover()
 
     async def _send(self, message: Message[Any]) -> None:

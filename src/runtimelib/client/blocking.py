@@ -64,6 +64,10 @@ InputHandler = Callable[[str, bool], str]
 OutputCallback = Callable[[Output], None]
 
 
+#: After a restart, how long to wait for iopub to speak before accepting requests anyway.
+_RESUBSCRIBE_WAIT = 2.0
+
+
 class _Inbox:
     """A request's inbox, filled by the transport's thread.
 
@@ -232,7 +236,17 @@ class KernelClient:
                 self._closed.wait(0.05)
                 continue
             if self.router.failure is not None:
-                self.router.recover()  # a restart replaced the dead process
+                # A restart replaced the dead process. Accept requests again only once our
+                # iopub has resubscribed to it (its welcome, or any message): until then the
+                # idle status that ends a request could be lost.
+                replaced_at = time.monotonic()
+                while (
+                    self.router.last_iopub < replaced_at
+                    and time.monotonic() - replaced_at < _RESUBSCRIBE_WAIT
+                    and not self._closed.wait(0.02)
+                ):
+                    pass
+                self.router.recover()
             # Poll rather than block in waitid: closing the client must not wait for the kernel.
             self._closed.wait(0.05)
 

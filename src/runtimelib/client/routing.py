@@ -7,6 +7,7 @@ Sans-IO and shared by both client twins. Replies and outputs are matched to thei
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -38,6 +39,8 @@ class Router:
         #: Called for every message, before routing (e.g. comms, a "watch everything" hook).
         self.listeners: list[Callable[[Message[Content]], None]] = []
         self.failure: BaseException | None = None
+        #: When the last iopub message arrived (time.monotonic()).
+        self.last_iopub = 0.0
 
     def open(self, msg_id: str, inbox: Inbox) -> None:
         """Send the messages whose parent is ``msg_id`` to ``inbox`` from now on."""
@@ -56,6 +59,8 @@ class Router:
 
     def dispatch(self, message: Message[Content]) -> None:
         """Deliver one received message."""
+        if message.channel == "iopub":
+            self.last_iopub = time.monotonic()
         for listener in self.listeners:
             try:
                 listener(message)

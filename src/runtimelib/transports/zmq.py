@@ -480,6 +480,9 @@ class _IOThread(threading.Thread):
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._stopping = False
+        # A context of its own: its I/O thread serves only this client, and nothing another
+        # client left in a shared context can affect it.
+        self.context: zmq.Context[Any] = zmq.Context()
         self.started = threading.Event()
         self.error: BaseException | None = None
 
@@ -495,7 +498,12 @@ class _IOThread(threading.Thread):
         transport = self.transport
         try:
             sockets = {
-                name: client_socket(transport.info, name, session_id=transport.session.session_id)
+                name: client_socket(
+                    transport.info,
+                    name,
+                    session_id=transport.session.session_id,
+                    context=self.context,
+                )
                 for name in MESSAGE_CHANNELS
             }
         except TransportError as exc:
@@ -530,6 +538,7 @@ class _IOThread(threading.Thread):
             heart.close()
             for sock in sockets.values():
                 sock.close(linger=500)
+            self.context.term()
             os.close(self._wake_r)
             os.close(self._wake_w)
 
@@ -572,7 +581,7 @@ class _HeartWatch:
         self.waiting = False
         self.next_at = time.monotonic()
         if self.interval:
-            self.socket = client_socket(transport.info, "hb", session_id="")
+            self.socket = client_socket(transport.info, "hb", session_id="", context=thread.context)
             poller.register(self.socket, zmq.POLLIN)
 
     def poll_ms(self) -> int | None:
