@@ -166,3 +166,14 @@ def test_running_kernels_are_listed_attached_and_pruned(
         assert (jupyter_env / "kernel-garbage.json").exists()  # not ours to judge
         assert km.connection_file.exists()
     (jupyter_env / "kernel-garbage.json").unlink()
+
+
+def test_an_ambiguous_kernel_id_prefix_is_an_error(jupyter_env: Path) -> None:
+    jupyter_env.mkdir(parents=True, exist_ok=True)
+    for kernel_id in ("abc-1", "abc-2"):
+        ConnectionInfo.new().write(jupyter_env / f"kernel-{kernel_id}.json")
+    with pytest.raises(errors.ConnectionFileError, match="several"):
+        find_running_kernel("abc")
+    assert find_running_kernel("abc-2").shell_port > 0
+    for path in jupyter_env.glob("kernel-*.json"):
+        path.unlink()

@@ -328,8 +328,8 @@ class Heartbeat(_HeartbeatBase):
 # -- transports: every channel of one kernel ------------------------------------------------------
 
 
-class ZmqAsyncTransport(AsyncTransport):
-    """All channels of a kernel over ZeroMQ, for async code; heartbeats tell liveness."""
+class _ZmqSettings:
+    """What both ZeroMQ transports are made from: where, with which session, how to beat."""
 
     def __init__(
         self,
@@ -343,12 +343,20 @@ class ZmqAsyncTransport(AsyncTransport):
         self.session = session or Session(info.key_bytes, info.signature_scheme)
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_misses = heartbeat_misses
-        self.channels: dict[str, AsyncChannel] = {}
+
+
+class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
+    """All channels of a kernel over ZeroMQ, for async code; heartbeats tell liveness."""
+
+    #: The connected channels by name (empty until connect; replaced, never mutated).
+    channels: dict[str, AsyncChannel] = {}  # noqa: RUF012
 
     async def connect(self) -> None:
         """Connect the shell, control, stdin and iopub sockets."""
-        for name in MESSAGE_CHANNELS:
-            self.channels[name] = AsyncChannel.connect(self.info, name, session=self.session)
+        self.channels = {
+            name: AsyncChannel.connect(self.info, name, session=self.session)
+            for name in MESSAGE_CHANNELS
+        }
 
     def _channel(self, message: Message[Any]) -> AsyncChannel:
         try:
@@ -403,31 +411,19 @@ class ZmqAsyncTransport(AsyncTransport):
 
     async def aclose(self) -> None:
         """Close every socket."""
-        for channel in self.channels.values():
+        channels, self.channels = self.channels, {}
+        for channel in channels.values():
             channel.close()
-        self.channels.clear()
 
 
-class ZmqTransport(Transport):
+class ZmqTransport(_ZmqSettings, Transport):
     """All channels of a kernel over ZeroMQ, for blocking code.
 
     One I/O thread owns the sockets: it reads every channel continuously (so the kernel never
     outruns the client), delivers each message, sends what callers queue, and beats the heart.
     """
 
-    def __init__(
-        self,
-        info: ConnectionInfo,
-        *,
-        session: Session | None = None,
-        heartbeat_interval: float | None = 1.0,
-        heartbeat_misses: int = 5,
-    ) -> None:
-        self.info = info
-        self.session = session or Session(info.key_bytes, info.signature_scheme)
-        self.heartbeat_interval = heartbeat_interval
-        self.heartbeat_misses = heartbeat_misses
-        self._thread: _IOThread | None = None
+    _thread: _IOThread | None = None
 
     def start(
         self,
