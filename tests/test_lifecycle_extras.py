@@ -89,6 +89,33 @@ def test_blocking_auto_restart_and_death_callback(
 
 
 @pytest.mark.anyio
+async def test_async_client_works_at_once_after_each_restart(assert_gone: list[int]) -> None:
+    # No pause between the restart and the request: the client must not answer it with the
+    # old process's death, nor lose the new kernel's idle.
+    async with AsyncKernelManager("python3") as km, km.client() as kc:
+        for round in range(3):
+            assert km.pid is not None
+            assert_gone.append(km.pid)
+            await km.restart()
+            result = await kc.execute(f"{round} + 40", timeout=30)
+            assert result.result is not None
+            assert result.result.data["text/plain"] == str(round + 40)
+        assert km.pid is not None
+        assert_gone.append(km.pid)
+
+
+def test_blocking_client_works_at_once_after_each_restart(assert_gone: list[int]) -> None:
+    with KernelManager("python3") as km, km.client() as kc:
+        for round in range(3):
+            assert km.pid is not None
+            assert_gone.append(km.pid)
+            km.restart()
+            assert kc.execute(f"print({round})", timeout=30).stdout == f"{round}\n"
+        assert km.pid is not None
+        assert_gone.append(km.pid)
+
+
+@pytest.mark.anyio
 async def test_without_auto_restart_a_death_is_reported(assert_gone: list[int]) -> None:
     died: list[int | None] = []
     async with AsyncKernelManager("python3") as km:

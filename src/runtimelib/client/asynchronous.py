@@ -53,7 +53,7 @@ from .comms import CommManager
 from .execution import Execution
 from .outputs import ExecutionResult, Output
 from .readiness import Readiness
-from .routing import Router
+from .routing import RESUBSCRIBE_WAIT, Router
 
 if TYPE_CHECKING:
     from ..manager.process import KernelProcess
@@ -194,10 +194,23 @@ class AsyncKernelClient:
                 await anyio.sleep(0.05)
             # Accept requests again once iopub has resubscribed (see KernelClient).
             replaced_at = time.monotonic()
-            with anyio.move_on_after(2.0):
+            with anyio.move_on_after(RESUBSCRIBE_WAIT):
                 while self.router.last_iopub < replaced_at:
                     await anyio.sleep(0.02)
             self.router.recover()
+
+    async def _settle(self, deadline: float) -> None:
+        """A request made just after a restart waits (briefly) for the client to reconnect
+        instead of failing with the old process's death.
+        """
+        if self._process_watch is None:
+            return
+        limit = min(deadline, anyio.current_time() + RESUBSCRIBE_WAIT + 0.5)
+        while self.router.failure is not None and anyio.current_time() < limit:
+            process = self._process_watch()
+            if process is None or not process.is_alive():
+                return
+            await anyio.sleep(0.02)
 
     async def _send(self, message: Message[Any]) -> None:
         if self._task_group is None:
@@ -236,8 +249,9 @@ class AsyncKernelClient:
         name = channel or content.channel
         message = self.session.message(content, channel=name, subshell_id=subshell_id)
         inbox = _Inbox()
-        self.router.open(message.msg_id, inbox)
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        await self._settle(deadline)
+        self.router.open(message.msg_id, inbox)
         try:
             await self._send(message)
             while True:
@@ -341,6 +355,7 @@ class AsyncKernelClient:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
         readiness = Readiness(self.session)
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        await self._settle(deadline)
         backlog_seen = len(self.router.backlog)
 
         current: list[_Inbox] = []
@@ -425,8 +440,9 @@ class AsyncKernelClient:
         self, execution: Execution, timeout: float | None, input: InputHandler | None
     ) -> AsyncIterator[Message[Content]]:
         inbox = _Inbox()
-        self.router.open(execution.msg_id, inbox)
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        await self._settle(deadline)
+        self.router.open(execution.msg_id, inbox)
         try:
             await self._send(execution.request)
             while not execution.done:

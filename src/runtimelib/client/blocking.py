@@ -49,7 +49,7 @@ from .comms import CommManager
 from .execution import Execution
 from .outputs import ExecutionResult, Output
 from .readiness import Readiness
-from .routing import Router
+from .routing import RESUBSCRIBE_WAIT, Router
 
 if TYPE_CHECKING:
     from ..manager.process import KernelProcess
@@ -62,10 +62,6 @@ R = TypeVar("R", bound=Content)
 
 InputHandler = Callable[[str, bool], str]
 OutputCallback = Callable[[Output], None]
-
-
-#: After a restart, how long to wait for iopub to speak before accepting requests anyway.
-_RESUBSCRIBE_WAIT = 2.0
 
 
 class _Inbox:
@@ -242,13 +238,26 @@ class KernelClient:
                 replaced_at = time.monotonic()
                 while (
                     self.router.last_iopub < replaced_at
-                    and time.monotonic() - replaced_at < _RESUBSCRIBE_WAIT
+                    and time.monotonic() - replaced_at < RESUBSCRIBE_WAIT
                     and not self._closed.wait(0.02)
                 ):
                     pass
                 self.router.recover()
             # Poll rather than block in waitid: closing the client must not wait for the kernel.
             self._closed.wait(0.05)
+
+    def _settle(self, deadline: float) -> None:
+        """A request made just after a restart waits (briefly) for the client to reconnect
+        instead of failing with the old process's death.
+        """
+        if self._process is None:
+            return
+        limit = min(deadline, time.monotonic() + RESUBSCRIBE_WAIT + 0.5)
+        while self.router.failure is not None and time.monotonic() < limit:
+            process = self._process()
+            if process is None or not process.is_alive():
+                return
+            time.sleep(0.02)
 
     def _send(self, message: Message[Any]) -> None:
         if not self._started or self.transport is None:
@@ -282,8 +291,9 @@ class KernelClient:
         name = channel or content.channel
         message = self.session.message(content, channel=name, subshell_id=subshell_id)
         inbox = _Inbox()
-        self.router.open(message.msg_id, inbox)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        self._settle(deadline)
+        self.router.open(message.msg_id, inbox)
         try:
             self.send(message)
             while True:
@@ -378,6 +388,7 @@ class KernelClient:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
         readiness = Readiness(self.session)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        self._settle(deadline)
 
         current: list[_Inbox] = []
 
@@ -452,8 +463,9 @@ class KernelClient:
         self, execution: Execution, timeout: float | None, input: InputHandler | None
     ) -> Iterator[Message[Content]]:
         inbox = _Inbox()
-        self.router.open(execution.msg_id, inbox)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        self._settle(deadline)
+        self.router.open(execution.msg_id, inbox)
         try:
             self.send(execution.request)
             while not execution.done:
@@ -522,8 +534,9 @@ class KernelClient:
         with a flooding kernel on a small machine.
         """
         sink = _Sink(execution)
-        self.router.open(execution.msg_id, sink)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        self._settle(deadline)
+        self.router.open(execution.msg_id, sink)
         try:
             self._send(execution.request)
             while True:

@@ -14,12 +14,15 @@ from typing import Protocol
 
 from ..messages import Content, Message
 
-__all__ = ["DEFAULT_BACKLOG", "Inbox", "Router"]
+__all__ = ["DEFAULT_BACKLOG", "RESUBSCRIBE_WAIT", "Inbox", "Router"]
 
 log = logging.getLogger("runtimelib.client")
 
 #: How many messages that no request claims are kept (the newest win).
 DEFAULT_BACKLOG = 1000
+
+#: After a restart, how long to wait for iopub to speak before accepting requests anyway.
+RESUBSCRIBE_WAIT = 2.0
 
 
 class Inbox(Protocol):
