@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -130,6 +129,8 @@ class AsyncKernelClient:
         self.router.listeners.append(self.comms.handle)
         self._task_group: TaskGroup | None = None
         self._process_watch: Callable[[], KernelProcess | None] | None = None
+        # The process our sockets are known to be connected to.
+        self._seen: KernelProcess | None = None
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class AsyncKernelClient:
         self._task_group = task_group
         task_group.start_soon(self._receive)
         if self._process_watch is not None:
+            self._seen = self._process_watch()
             task_group.start_soon(self._watch_process, self._process_watch)
         else:
             task_group.start_soon(self.transport.watch, self.router.fail, self.router.recover)
@@ -188,27 +190,29 @@ class AsyncKernelClient:
             if process is None:
                 await anyio.sleep(0.1)
                 continue
+            self._seen = process
             code = await process.wait_async()
             self.router.fail(KernelDiedError(f"the kernel exited with code {code}"))
-            while current() is process:  # until a restart replaces it
-                await anyio.sleep(0.05)
-            # Accept requests again once iopub has resubscribed (see KernelClient).
-            replaced_at = time.monotonic()
+            while (replacement := current()) is process or replacement is None:
+                await anyio.sleep(0.05)  # until a restart replaces it
+            # Accept requests again once iopub has resubscribed (see KernelClient._reconnect).
             with anyio.move_on_after(RESUBSCRIBE_WAIT):
-                while self.router.last_iopub < replaced_at:
+                while self.router.last_iopub < replacement.started:
                     await anyio.sleep(0.02)
             self.router.recover()
 
     async def _settle(self, deadline: float) -> None:
         """A request made just after a restart waits (briefly) for the client to reconnect
-        instead of failing with the old process's death.
+        instead of failing with the old process's death or losing its idle status.
         """
         if self._process_watch is None:
             return
         limit = min(deadline, anyio.current_time() + RESUBSCRIBE_WAIT + 0.5)
-        while self.router.failure is not None and anyio.current_time() < limit:
+        while anyio.current_time() < limit:
             process = self._process_watch()
             if process is None or not process.is_alive():
+                return
+            if process is self._seen and self.router.failure is None:
                 return
             await anyio.sleep(0.02)
 

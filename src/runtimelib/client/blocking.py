@@ -158,6 +158,8 @@ class KernelClient:
         self.router.listeners.append(self.comms.handle)
         self._process: Callable[[], KernelProcess | None] | None = None
         self._watcher: threading.Thread | None = None
+        # The process our sockets are known to be connected to (see _reconnect).
+        self._seen: KernelProcess | None = None
         self._closed = threading.Event()
         self._started = False
 
@@ -181,6 +183,7 @@ class KernelClient:
         self.transport.start(self.router.dispatch, self.router.fail, self.router.recover)
         self._started = True
         if self._process is not None:
+            self._seen = self._process()
             self._watcher = threading.Thread(
                 target=self._watch_process, name="runtimelib-client-watch", daemon=True
             )
@@ -231,31 +234,41 @@ class KernelClient:
                     self.router.fail(KernelDiedError(f"the kernel exited with code {code}"))
                 self._closed.wait(0.05)
                 continue
-            if self.router.failure is not None:
-                # A restart replaced the dead process. Accept requests again only once our
-                # iopub has resubscribed to it (its welcome, or any message): until then the
-                # idle status that ends a request could be lost.
-                replaced_at = time.monotonic()
-                while (
-                    self.router.last_iopub < replaced_at
-                    and time.monotonic() - replaced_at < RESUBSCRIBE_WAIT
-                    and not self._closed.wait(0.02)
-                ):
-                    pass
-                self.router.recover()
+            if process is not self._seen:
+                if self._seen is not None:
+                    self._reconnect(process)
+                self._seen = process
             # Poll rather than block in waitid: closing the client must not wait for the kernel.
             self._closed.wait(0.05)
 
+    def _reconnect(self, process: KernelProcess) -> None:
+        """A restart replaced the kernel (maybe faster than a poll could see it die): end what
+        waited on the old one, and accept requests again once our iopub has resubscribed to the
+        new one (any message newer than it), or the idle that ends a request could be lost.
+        """
+        if self.router.failure is None:
+            self.router.fail(KernelDiedError("the kernel was restarted"))
+        limit = time.monotonic() + RESUBSCRIBE_WAIT
+        while (
+            self.router.last_iopub < process.started
+            and time.monotonic() < limit
+            and not self._closed.wait(0.02)
+        ):
+            pass
+        self.router.recover()
+
     def _settle(self, deadline: float) -> None:
         """A request made just after a restart waits (briefly) for the client to reconnect
-        instead of failing with the old process's death.
+        instead of failing with the old process's death or losing its idle status.
         """
         if self._process is None:
             return
         limit = min(deadline, time.monotonic() + RESUBSCRIBE_WAIT + 0.5)
-        while self.router.failure is not None and time.monotonic() < limit:
+        while time.monotonic() < limit:
             process = self._process()
             if process is None or not process.is_alive():
+                return
+            if process is self._seen and self.router.failure is None:
                 return
             time.sleep(0.02)
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -139,6 +140,8 @@ class KernelProcess:
             self._close_log()
             raise KernelLaunchError(f"cannot start kernel {self.argv[0]!r}: {exc}") from exc
         self.pid = self.popen.pid
+        #: When it was spawned (time.monotonic()): what it publishes is newer than this.
+        self.started = time.monotonic()
         self._guarded = guard and _POSIX
         if self._guarded:
             _GUARD.watch(self.pid, os.fspath(connection_file or ""))
