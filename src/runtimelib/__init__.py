@@ -27,6 +27,8 @@ _LAZY = {
     "AsyncMultiKernelManager": "runtimelib.manager",
     "MultiKernelManager": "runtimelib.manager",
     "list_running_kernels": "runtimelib.manager",
+    "execute_notebook": "runtimelib.notebook",
+    "execute_notebook_async": "runtimelib.notebook",
 }
 _ERRORS = "runtimelib.errors"
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     )
     from .media import MediaType, MimeBundle
     from .messages import Header, Message
+    from .notebook import execute_notebook, execute_notebook_async
     from .protocol import Session
 
 
@@ -84,6 +87,8 @@ __all__ = [
     "MultiKernelManager",
     "Session",
     "__version__",
+    "execute_notebook",
+    "execute_notebook_async",
     "find_kernelspec",
     "list_kernelspecs",
     "list_running_kernels",

@@ -17,9 +17,11 @@
     │   └── NoSuchKernelError (LookupError)
     ├── TransportError                    a socket or websocket failed
     ├── KernelTimeoutError (TimeoutError) the kernel did not answer in time
-    └── KernelProcessError                the kernel process misbehaved
-        ├── KernelLaunchError             it could not be started, or exited during startup
-        └── KernelDiedError               it died while we depended on it
+    ├── KernelProcessError                the kernel process misbehaved
+    │   ├── KernelLaunchError             it could not be started, or exited during startup
+    │   └── KernelDiedError               it died while we depended on it
+    └── CellExecutionError                a notebook cell raised (and errors were not allowed)
+        └── CellTimeoutError (TimeoutError) a notebook cell ran past its timeout
 
 Foreign exceptions (``zmq.ZMQError``, ``msgspec`` errors, ``OSError``) are translated into
 this tree where they cross a layer boundary, with the original kept as ``__cause__``.
@@ -29,6 +31,8 @@ A kernel's error *reply* is data, not an exception.
 from __future__ import annotations
 
 __all__ = [
+    "CellExecutionError",
+    "CellTimeoutError",
     "ConnectionFileError",
     "FramingError",
     "KernelDiedError",
@@ -120,3 +124,30 @@ class KernelLaunchError(KernelProcessError):
 
 class KernelDiedError(KernelProcessError):
     """The kernel died while a request was pending or a client depended on it."""
+
+
+class CellExecutionError(RuntimelibError):
+    """A notebook cell raised an error, and errors were not allowed for it.
+
+    ``cell_index`` is the cell's position in the notebook; ``ename``, ``evalue`` and
+    ``traceback`` are the kernel's error (empty when the cell timed out without one).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cell_index: int,
+        ename: str = "",
+        evalue: str = "",
+        traceback: list[str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.cell_index = cell_index
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = list(traceback or [])
+
+
+class CellTimeoutError(CellExecutionError, TimeoutError):
+    """A notebook cell ran longer than its timeout (the kernel was interrupted)."""

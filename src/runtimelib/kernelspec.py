@@ -20,6 +20,7 @@ __all__ = [
     "BrokenKernelSpec",
     "KernelSpec",
     "KernelSpecScan",
+    "default_kernel_name",
     "find_kernelspec",
     "install_kernelspec",
     "kernel_dirs",
@@ -394,6 +395,17 @@ def find_kernelspec(name: str) -> KernelSpec:
             return native
     available = ", ".join(scan_kernelspecs().specs) or "none"
     raise NoSuchKernelError(f"no kernelspec named {name!r}; available: {available}")
+
+
+def default_kernel_name() -> str:
+    """The kernel used when none is named: ``python3`` where it is installed (or ipykernel is
+    importable), else the built-in ``runtimelib-python``, which needs nothing but runtimelib.
+    """
+    import importlib.util
+
+    if _locate(_NATIVE_NAME) is not None or importlib.util.find_spec("ipykernel") is not None:
+        return _NATIVE_NAME
+    return "runtimelib-python"
 
 
 def _install_root(user: bool, prefix: str | os.PathLike[str] | None, sys_prefix: bool) -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .asynchronous import AsyncKernelManager
-from .base import DEFAULT_KERNEL, runtime_dir
+from .base import runtime_dir
 from .blocking import KernelManager
 from .discovery import (
     RunningKernel,
@@ -15,7 +15,6 @@ from .pool import AsyncMultiKernelManager, MultiKernelManager
 from .process import KernelProcess
 
 __all__ = [
-    "DEFAULT_KERNEL",
     "AsyncKernelManager",
     "AsyncMultiKernelManager",
     "KernelManager",

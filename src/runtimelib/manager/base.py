@@ -13,17 +13,14 @@ from typing import Any
 
 from ..connection import ConnectionInfo
 from ..errors import KernelLaunchError, KernelTimeoutError
-from ..kernelspec import KernelSpec, find_kernelspec
+from ..kernelspec import KernelSpec, default_kernel_name, find_kernelspec
 from ..messages import KernelInfoReply
 from ..protocol import Session
 from .process import KernelProcess, OutputMode
 
-__all__ = ["DEFAULT_KERNEL", "ManagerBase", "runtime_dir"]
+__all__ = ["ManagerBase", "runtime_dir"]
 
 log = logging.getLogger("runtimelib.manager")
-
-#: The kernel started when none is named.
-DEFAULT_KERNEL = "python3"
 
 
 def runtime_dir() -> Path:
@@ -57,7 +54,7 @@ class ManagerBase:
         restart_limit: int = 5,
         stable_start_time: float = 10.0,
     ) -> None:
-        self.kernel_name = (spec.name if spec is not None else kernel_name) or DEFAULT_KERNEL
+        self.kernel_name = (spec.name if spec is not None else kernel_name) or default_kernel_name()
         self._spec = spec
         self.kernel_id = kernel_id or str(uuid.uuid4())
         self.cwd = cwd

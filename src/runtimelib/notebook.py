@@ -1,0 +1,495 @@
+"""Running a notebook's code cells on one kernel, writing outputs the way nbclient does.
+
+``NotebookRun`` is the sans-IO part: which cells run, and what each kernel message does to a
+cell (output records as nbformat v4 writes them, ``display_id`` updates across the whole
+notebook, ``clear_output`` with and without ``wait``, execution counts, timing metadata,
+widget state). ``execute_notebook`` and ``execute_notebook_async`` drive it with a kernel.
+nbformat is imported here, never by ``import runtimelib``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+import anyio
+import nbformat
+from nbformat import NotebookNode
+
+from .errors import CellExecutionError, CellTimeoutError, KernelTimeoutError
+from .kernelspec import default_kernel_name
+from .messages import ExecuteReply, KernelInfoRequest, Message
+
+if TYPE_CHECKING:
+    from .client import AsyncKernelClient, KernelClient
+    from .manager import AsyncKernelManager, KernelManager
+
+__all__ = ["NotebookRun", "execute_notebook", "execute_notebook_async", "read_notebook"]
+
+#: After a timeout interrupted a cell, how long the kernel has to end it before we give up.
+INTERRUPT_GRACE = 10.0
+
+#: Called before each cell runs: (position among the cells to run, how many run, the cell).
+CellCallback = Callable[[int, int, NotebookNode], None]
+
+_WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+_OUTPUT_TYPES = frozenset({"stream", "display_data", "execute_result", "error"})
+_BACKSPACE = re.compile("[^\n]\x08")
+_CARRIAGE_RETURN = re.compile(r".*\r(?=[^\n])")
+
+
+def read_notebook(
+    nb_or_path: NotebookNode | Mapping[str, Any] | str | os.PathLike[str],
+) -> tuple[NotebookNode, Path | None]:
+    """The notebook (as nbformat v4) and the folder it was read from, if it came from a file.
+
+    A ``NotebookNode`` is used as it is (and filled in place); a plain dict is converted.
+    """
+    if isinstance(nb_or_path, (str, os.PathLike)):
+        path = Path(nb_or_path)
+        nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+        return cast(NotebookNode, nb), path.parent.absolute()
+    nb = nb_or_path if isinstance(nb_or_path, NotebookNode) else _node(nb_or_path)
+    if nb.get("nbformat", 4) < 4:
+        nb = nbformat.convert(nb, 4)  # type: ignore[no-untyped-call]
+    return nb, None
+
+
+def _node(value: Mapping[str, Any]) -> NotebookNode:
+    """A NotebookNode (attribute access, as nbformat gives) from plain JSON data."""
+    return nbformat.from_dict(value)  # type: ignore[no-any-return,no-untyped-call]
+
+
+def _timestamp(message: Message[Any]) -> str:
+    date = message.header.date
+    return date.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if date is not None else ""
+
+
+class NotebookRun:
+    """What running one notebook does to it, one kernel message at a time (sans-IO).
+
+    ``merge_streams`` joins every stream of the same name in a cell into one output, as
+    nbclient's ``coalesce_streams`` does: ``\\r`` overwrites the line, stdout is kept before an
+    adjacent stderr; a backspace also erases the character before it (nbclient leaves
+    backspaces in). It is off by default because nbclient's own default keeps each stream
+    message an output of its own.
+    """
+
+    def __init__(
+        self,
+        nb: NotebookNode,
+        *,
+        allow_errors: bool = False,
+        skip_tag: str = "skip-execution",
+        merge_streams: bool = False,
+        record_timing: bool = True,
+        store_widget_state: bool = True,
+    ) -> None:
+        self.nb = nb
+        self.allow_errors = allow_errors
+        self.skip_tag = skip_tag
+        self.merge_streams = merge_streams
+        self.record_timing = record_timing
+        self.store_widget_state = store_widget_state
+        #: How many code cells were sent to the kernel so far.
+        self.executed = 0
+        #: The execute_reply of the cell running now, once it arrived.
+        self.reply: ExecuteReply | None = None
+        # display_id -> cell index -> positions in that cell's outputs
+        self._displays: dict[str, dict[int, list[int]]] = {}
+        self._clear_pending = False
+        self._widget_state: dict[str, dict[str, Any]] = {}
+        self._widget_buffers: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {}
+
+    # -- which cells, which kernel -------------------------------------------------------------
+
+    def kernel_name(self, given: str | None = None) -> str:
+        """The kernel to use: the one given, else the notebook's kernelspec, else the default."""
+        if given:
+            return given
+        spec = self.nb.get("metadata", {}).get("kernelspec") or {}
+        return spec.get("name") or default_kernel_name()
+
+    def cells_to_run(self) -> list[int]:
+        """The indices of the code cells that run: not blank, not tagged ``skip_tag``."""
+        return [
+            index
+            for index, cell in enumerate(self.nb.cells)
+            if cell.cell_type == "code"
+            and cell.source.strip()
+            and self.skip_tag not in cell.get("metadata", {}).get("tags", [])
+        ]
+
+    def allows_errors(self, index: int) -> bool:
+        """Whether an error in this cell lets the run go on."""
+        tags = self.nb.cells[index].get("metadata", {}).get("tags", [])
+        return self.allow_errors or "raises-exception" in tags
+
+    # -- a cell's life -------------------------------------------------------------------------
+
+    def set_kernel_info(self, reply: Message[Any]) -> None:
+        """Record the kernel's ``language_info`` in the notebook metadata."""
+        language_info = reply.raw_content.get("language_info")
+        if isinstance(language_info, dict):
+            self.nb.metadata["language_info"] = _node(language_info)
+
+    def begin(self, index: int) -> None:
+        """A cell is about to be sent: empty its outputs."""
+        cell = self.nb.cells[index]
+        self.executed += 1
+        self.reply = None
+        cell.outputs = []
+        self._clear_pending = False
+        if self.record_timing:
+            cell.setdefault("metadata", _node({}))["execution"] = _node({})
+
+    def on_message(self, index: int, message: Message[Any]) -> None:
+        """Apply one message of the cell's execution (iopub, or the execute_reply)."""
+        cell = self.nb.cells[index]
+        msg_type = message.msg_type
+        if message.channel == "shell":
+            if isinstance(message.content, ExecuteReply):
+                self.reply = message.content
+                if self.record_timing:
+                    cell.metadata.execution["shell.execute_reply"] = _timestamp(message)
+            return
+        content = message.raw_content
+        if self.record_timing:
+            self._record_timing(cell, message, content)
+        transient = content.get("transient")
+        display_id = transient.get("display_id") if isinstance(transient, dict) else None
+        if display_id and msg_type in ("execute_result", "display_data", "update_display_data"):
+            self._update_display(display_id, content)
+        if "execution_count" in content:
+            cell.execution_count = content["execution_count"]
+        if msg_type == "clear_output":
+            if content.get("wait"):
+                self._clear_pending = True
+            else:
+                self._clear(index)
+        elif msg_type.startswith("comm_"):
+            self._on_comm(message, content)
+        elif msg_type in _OUTPUT_TYPES:
+            self._add_output(index, msg_type, content, display_id)
+
+    def end(self, index: int, *, timed_out: bool = False) -> None:
+        """The cell's execution is complete (or gave up on): finish the cell, and raise
+        CellExecutionError (CellTimeoutError after a timeout) if it failed and errors are not
+        allowed for it.
+        """
+        cell = self.nb.cells[index]
+        reply = self.reply
+        cell.execution_count = self.executed
+        if self.merge_streams:
+            cell.outputs = _merge_streams(cell.outputs)
+        failed = reply is None or reply.status == "error"
+        if not failed or (self.allows_errors(index) and reply is not None):
+            return
+        ename = reply.ename if reply is not None and isinstance(reply.ename, str) else ""
+        evalue = reply.evalue if reply is not None and isinstance(reply.evalue, str) else ""
+        traceback = (
+            reply.traceback if reply is not None and isinstance(reply.traceback, list) else []
+        )
+        if timed_out:
+            raise CellTimeoutError(
+                f"cell {index} ran past its timeout and was interrupted",
+                cell_index=index,
+                ename=ename,
+                evalue=evalue,
+                traceback=traceback,
+            )
+        raise CellExecutionError(
+            f"cell {index} raised {ename}: {evalue}",
+            cell_index=index,
+            ename=ename,
+            evalue=evalue,
+            traceback=traceback,
+        )
+
+    def finish(self) -> None:
+        """After the last cell: store the widgets' state in the notebook metadata."""
+        if not self._widget_state:
+            return
+        states = {}
+        for model_id, state in self._widget_state.items():
+            if "_model_name" not in state:
+                continue
+            entry = {
+                "model_name": state.get("_model_name"),
+                "model_module": state.get("_model_module"),
+                "model_module_version": state.get("_model_module_version"),
+                "state": state,
+            }
+            buffers = self._widget_buffers.get(model_id)
+            if buffers:
+                entry["buffers"] = list(buffers.values())
+            states[model_id] = entry
+        self.nb.metadata["widgets"] = _node(
+            {_WIDGET_STATE: {"state": states, "version_major": 2, "version_minor": 0}}
+        )
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def _record_timing(self, cell: NotebookNode, message: Message[Any], content: Any) -> None:
+        timing = cell.metadata.execution
+        if message.msg_type == "status":
+            state = content.get("execution_state")
+            if state in ("busy", "idle"):
+                timing[f"iopub.status.{state}"] = _timestamp(message)
+        elif message.msg_type == "execute_input":
+            timing["iopub.execute_input"] = _timestamp(message)
+
+    def _add_output(
+        self, index: int, msg_type: str, content: dict[str, Any], display_id: str | None
+    ) -> None:
+        outputs = self.nb.cells[index].outputs
+        if self._clear_pending:
+            self._clear(index)
+        if display_id:
+            self._displays.setdefault(display_id, {}).setdefault(index, []).append(len(outputs))
+        outputs.append(_output(msg_type, content))
+
+    def _clear(self, index: int) -> None:
+        self.nb.cells[index].outputs.clear()
+        self._clear_pending = False
+        for positions in self._displays.values():
+            if index in positions:
+                positions[index] = []
+
+    def _update_display(self, display_id: str, content: dict[str, Any]) -> None:
+        data = _node(content.get("data", {}))
+        metadata = _node(content.get("metadata", {}))
+        for index, positions in self._displays.get(display_id, {}).items():
+            outputs = self.nb.cells[index].outputs
+            for position in positions:
+                outputs[position]["data"] = data
+                outputs[position]["metadata"] = metadata
+
+    def _on_comm(self, message: Message[Any], content: dict[str, Any]) -> None:
+        data = content.get("data")
+        if not self.store_widget_state or not isinstance(data, dict):
+            return
+        state = data.get("state")
+        if not isinstance(state, dict):
+            return
+        comm_id = content.get("comm_id", "")
+        self._widget_state.setdefault(comm_id, {}).update(state)
+        paths = data.get("buffer_paths") or []
+        if paths:
+            buffers = self._widget_buffers.setdefault(comm_id, {})
+            for path, buffer in zip(paths, message.buffers, strict=False):
+                buffers[tuple(path)] = {
+                    "data": base64.b64encode(bytes(buffer)).decode("ascii"),
+                    "encoding": "base64",
+                    "path": path,
+                }
+
+
+def _output(msg_type: str, content: dict[str, Any]) -> NotebookNode:
+    """An nbformat v4 output record from an iopub message's content."""
+    if msg_type == "stream":
+        record = {"name": content.get("name", "stdout"), "text": content.get("text", "")}
+    elif msg_type == "error":
+        record = {
+            "ename": content.get("ename", ""),
+            "evalue": content.get("evalue", ""),
+            "traceback": content.get("traceback", []),
+        }
+    else:
+        record = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
+        if msg_type == "execute_result":
+            record["execution_count"] = content.get("execution_count")
+    return _node({"output_type": msg_type, **record})
+
+
+def _merge_streams(outputs: list[NotebookNode]) -> list[NotebookNode]:
+    merged: list[NotebookNode] = []
+    streams: dict[str, NotebookNode] = {}
+    for output in outputs:
+        if output.output_type != "stream":
+            merged.append(output)
+        elif output.name in streams:
+            streams[output.name].text += output.text
+        else:
+            streams[output.name] = output
+            merged.append(output)
+    for stream in streams.values():
+        text = stream.text
+        while True:
+            shorter = _BACKSPACE.sub("", text)
+            if len(shorter) == len(text):
+                break
+            text = shorter
+        stream.text = _CARRIAGE_RETURN.sub("", text)
+    # stdout and stderr race each other: keep stdout first where the two are adjacent.
+    for position, output in enumerate(merged[:-1]):
+        following = merged[position + 1]
+        if (output.output_type, following.output_type) == ("stream", "stream") and (
+            output.name,
+            following.name,
+        ) == ("stderr", "stdout"):
+            merged[position], merged[position + 1] = following, output
+    return merged
+
+
+# -- drivers -----------------------------------------------------------------------------------
+
+NotebookSource = NotebookNode | Mapping[str, Any] | str | os.PathLike[str]
+
+
+def _prepare(
+    nb_or_path: NotebookSource, cwd: str | os.PathLike[str] | None, **options: Any
+) -> tuple[NotebookRun, str | os.PathLike[str] | None]:
+    nb, folder = read_notebook(nb_or_path)
+    return NotebookRun(nb, **options), cwd or folder
+
+
+def execute_notebook(
+    nb_or_path: NotebookSource,
+    kernel_name: str | None = None,
+    *,
+    timeout: float | None = None,
+    startup_timeout: float = 60.0,
+    allow_errors: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
+    skip_tag: str = "skip-execution",
+    merge_streams: bool = False,
+    record_timing: bool = True,
+    on_cell: CellCallback | None = None,
+) -> NotebookNode:
+    """Run every code cell of a notebook in order on one new kernel; return the notebook.
+
+    Outputs are written as nbclient writes them. The kernel is the one named, else the
+    notebook's, else the default; it runs in ``cwd``, by default the notebook's folder.
+    ``timeout`` (seconds per cell) interrupts a cell that runs longer. A cell that raises stops
+    the run with CellExecutionError unless ``allow_errors`` or the cell's ``raises-exception``
+    tag; the notebook keeps the outputs up to that cell either way.
+    """
+    from .manager import KernelManager
+
+    run, cwd = _prepare(
+        nb_or_path,
+        cwd,
+        allow_errors=allow_errors,
+        skip_tag=skip_tag,
+        merge_streams=merge_streams,
+        record_timing=record_timing,
+    )
+    indices = run.cells_to_run()
+    name = run.kernel_name(kernel_name)
+    with (
+        KernelManager(name, cwd=cwd, startup_timeout=startup_timeout) as km,
+        km.client() as kc,
+    ):
+        run.set_kernel_info(kc.request(KernelInfoRequest(), timeout=startup_timeout))
+        for position, index in enumerate(indices):
+            if on_cell is not None:
+                on_cell(position, len(indices), run.nb.cells[index])
+            _run_cell(km, kc, run, index, timeout)
+    run.finish()
+    return run.nb
+
+
+def _run_cell(
+    km: KernelManager, kc: KernelClient, run: NotebookRun, index: int, timeout: float | None
+) -> None:
+    timed_out = threading.Event()
+
+    def interrupt() -> None:
+        timed_out.set()
+        km.interrupt()
+
+    timer = threading.Timer(timeout or 0, interrupt)
+    if timeout is not None:
+        timer.start()
+    run.begin(index)
+    try:
+        for message in kc.stream(
+            run.nb.cells[index].source,
+            stop_on_error=not run.allows_errors(index),
+            allow_stdin=False,
+            timeout=None if timeout is None else timeout + INTERRUPT_GRACE,
+        ):
+            run.on_message(index, message)
+    except KernelTimeoutError:
+        pass  # the kernel ignored the interrupt: end() reports the timeout
+    finally:
+        timer.cancel()
+    run.end(index, timed_out=timed_out.is_set())
+
+
+async def execute_notebook_async(
+    nb_or_path: NotebookSource,
+    kernel_name: str | None = None,
+    *,
+    timeout: float | None = None,
+    startup_timeout: float = 60.0,
+    allow_errors: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
+    skip_tag: str = "skip-execution",
+    merge_streams: bool = False,
+    record_timing: bool = True,
+    on_cell: CellCallback | None = None,
+) -> NotebookNode:
+    """``execute_notebook`` for asyncio and trio."""
+    from .manager import AsyncKernelManager
+
+    run, cwd = _prepare(
+        nb_or_path,
+        cwd,
+        allow_errors=allow_errors,
+        skip_tag=skip_tag,
+        merge_streams=merge_streams,
+        record_timing=record_timing,
+    )
+    indices = run.cells_to_run()
+    name = run.kernel_name(kernel_name)
+    async with (
+        AsyncKernelManager(name, cwd=cwd, startup_timeout=startup_timeout) as km,
+        km.client() as kc,
+    ):
+        run.set_kernel_info(await kc.request(KernelInfoRequest(), timeout=startup_timeout))
+        for position, index in enumerate(indices):
+            if on_cell is not None:
+                on_cell(position, len(indices), run.nb.cells[index])
+            await _run_cell_async(km, kc, run, index, timeout)
+    run.finish()
+    return run.nb
+
+
+async def _run_cell_async(
+    km: AsyncKernelManager,
+    kc: AsyncKernelClient,
+    run: NotebookRun,
+    index: int,
+    timeout: float | None,
+) -> None:
+    timed_out = False
+
+    async def interrupt(after: float) -> None:
+        nonlocal timed_out
+        await anyio.sleep(after)
+        timed_out = True
+        await km.interrupt()
+
+    run.begin(index)
+    async with anyio.create_task_group() as watchdog:
+        if timeout is not None:
+            watchdog.start_soon(interrupt, timeout)
+        try:
+            async for message in kc.stream(
+                run.nb.cells[index].source,
+                stop_on_error=not run.allows_errors(index),
+                allow_stdin=False,
+                timeout=None if timeout is None else timeout + INTERRUPT_GRACE,
+            ):
+                run.on_message(index, message)
+        except KernelTimeoutError:
+            pass  # the kernel ignored the interrupt: end() reports the timeout
+        watchdog.cancel_scope.cancel()
+    run.end(index, timed_out=timed_out)
