@@ -89,6 +89,26 @@ class StdinNotAllowedError(RuntimeError):
     """input() was called but the frontend did not allow stdin for this request."""
 
 
+def _launcher_pid() -> int:
+    """The process this kernel must not outlive: ``JPY_PARENT_PID``, which kernel managers set
+    (as for ipykernel) unless the kernel is meant to run on its own; 0 for none.
+    """
+    try:
+        return int(os.environ.get("JPY_PARENT_PID", "0"))
+    except ValueError:
+        return 0
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Kernel:
     """A Jupyter kernel: bind the sockets of a connection file and serve requests.
 
@@ -110,7 +130,7 @@ class Kernel:
         self.execution_count = 0
         self.comm_targets: dict[str, CommTarget] = {}
         self.comms: dict[str, str] = {}  # comm_id -> target_name
-        self._parent_pid = parent_pid if parent_pid is not None else os.getppid()
+        self._parent_pid = parent_pid if parent_pid is not None else _launcher_pid()
         self._context: zmq.Context[Any] = zmq.Context()
         self._sockets: dict[str, AsyncChannel] = {}
         self._heartbeat: HeartbeatEcho | None = None
@@ -174,12 +194,18 @@ class Kernel:
         self._context.term()
 
     async def _watch_parent(self) -> None:
-        # Reparenting (getppid changes) means the process that launched us is gone.
-        if self._parent_pid <= 1:
+        pid = self._parent_pid
+        if pid <= 1:
             return
-        while os.getppid() == self._parent_pid:
-            await anyio.sleep(1.0)
-        log.warning("parent process %s is gone; shutting down", self._parent_pid)
+        # Our parent: reparenting (getppid changes) means it is gone. Another process (a
+        # launcher behind a wrapper): poll that it still exists.
+        if os.getppid() == pid:
+            while os.getppid() == pid:
+                await anyio.sleep(1.0)
+        else:
+            while _exists(pid):
+                await anyio.sleep(1.0)
+        log.warning("parent process %s is gone; shutting down", pid)
         self.stop()
 
     async def _watch_signals(self) -> None:

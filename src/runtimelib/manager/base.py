@@ -50,6 +50,7 @@ class ManagerBase:
         startup_timeout: float = 60.0,
         shutdown_timeout: float = 5.0,
         guard: bool = True,
+        independent: bool = False,
         auto_restart: bool = False,
         restart_limit: int = 5,
         stable_start_time: float = 10.0,
@@ -64,7 +65,10 @@ class ManagerBase:
         self.transport = transport
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
-        self.guard = guard
+        #: ``guard``: the orphan guard ends the kernel if this process dies. ``independent``:
+        #: the kernel is meant to outlive this process (no guard, no parent watch in it).
+        self.guard = guard and not independent
+        self.independent = independent
         self.connection_info: ConnectionInfo | None = connection_info
         self.connection_file: Path | None = None
         self.kernel_info: KernelInfoReply | None = None
@@ -111,8 +115,13 @@ class ManagerBase:
             self.connection_file = runtime_dir() / f"kernel-{self.kernel_id}.json"
         self.connection_info.write(self.connection_file)
         env = spec.environment(extra=self.env)
-        # ipykernel polls this pid and exits when it is gone: a second line of defence.
-        env.setdefault("JPY_PARENT_PID", str(os.getpid()))
+        # ipykernel and our kernels poll this pid and exit when it is gone: a second line of
+        # defence after the guard. An independent kernel does not get it.
+        if "JPY_PARENT_PID" not in self.env:  # an inherited one would name another process
+            if self.independent:
+                env.pop("JPY_PARENT_PID", None)
+            else:
+                env["JPY_PARENT_PID"] = str(os.getpid())
         argv = spec.command(self.connection_file)
         try:
             self.process = KernelProcess(

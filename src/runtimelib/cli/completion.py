@@ -1,0 +1,70 @@
+"""Shell completion scripts, built from the parser so they never drift from it."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import build_parser
+
+__all__ = ["script"]
+
+# Options whose values are kernel names, and arguments that are running kernel ids.
+_KERNEL_OPTIONS = ("-k", "--kernel")
+_ID_COMMANDS = ("exec", "interrupt", "restart", "stop")
+
+
+def _commands() -> dict[str, list[str]]:
+    parser = build_parser()
+    found: dict[str, list[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[name] = sorted(
+                    option for sub_action in sub._actions for option in sub_action.option_strings
+                )
+    return found
+
+
+def script(shell: str) -> str:
+    """The completion script for ``bash`` or ``zsh`` (zsh through bashcompinit).
+
+    Kernel names come from ``runtimelib kernels -q`` and kernel ids from ``runtimelib ps -q``
+    when the completion asks, so they are always current.
+    """
+    commands = _commands()
+    cases = "\n".join(
+        f'        {name}) opts="{" ".join(options)}" ;;' for name, options in commands.items()
+    )
+    body = f"""# runtimelib completion for {shell}: eval "$(runtimelib completion {shell})"
+_runtimelib() {{
+    local cur prev command opts
+    cur="${{COMP_WORDS[COMP_CWORD]}}"
+    prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+    command="${{COMP_WORDS[1]}}"
+    if [ "$COMP_CWORD" -eq 1 ]; then
+        COMPREPLY=($(compgen -W "{" ".join(commands)} --help --version" -- "$cur"))
+        return
+    fi
+    case "$prev" in
+        {"|".join(_KERNEL_OPTIONS)})
+            COMPREPLY=($(compgen -W "$(runtimelib kernels -q 2>/dev/null)" -- "$cur"))
+            return ;;
+        --existing)
+            COMPREPLY=($(compgen -W "$(runtimelib ps -q 2>/dev/null)" -- "$cur"))
+            return ;;
+    esac
+    case "$command" in
+{cases}
+    esac
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    elif [[ " {" ".join(_ID_COMMANDS)} " == *" $command "* ]] && [ "$COMP_CWORD" -eq 2 ]; then
+        COMPREPLY=($(compgen -W "$(runtimelib ps -q 2>/dev/null)" -- "$cur"))
+    else
+        COMPREPLY=($(compgen -f -- "$cur"))
+    fi
+}}
+"""
+    if shell == "zsh":
+        body += "autoload -U +X bashcompinit && bashcompinit\n"
+    return body + "complete -F _runtimelib runtimelib\n"
