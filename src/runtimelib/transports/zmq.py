@@ -61,6 +61,10 @@ _IOPUB_RCVBUF = 8 * 1024 * 1024
 _LINGER_MS = 1000
 
 
+#: How soon a client socket retries a refused connection (libzmq's default is 100 ms).
+_RECONNECT_MS = 10
+
+
 def client_socket(
     info: ConnectionInfo,
     channel: str,
@@ -78,6 +82,10 @@ def client_socket(
     try:
         sock: zmq.Socket[Any] = ctx.socket(kind)
         sock.linger = _LINGER_MS
+        # Clients usually connect before a starting (or restarting) kernel has bound its ports;
+        # libzmq's default retry of 100 ms plus up to 100 ms of jitter would then be most of
+        # the time to ready. Refused connects on a local port cost next to nothing.
+        sock.setsockopt(zmq.RECONNECT_IVL, _RECONNECT_MS)
         if channel in ("shell", "stdin"):
             # The kernel sends input_request to the identity the execute_request came from;
             # shell and stdin must share one (the session id) or input() cannot be answered.
