@@ -98,3 +98,57 @@ def test_readme_kernel_writing_example_runs(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "HELLO" in result.stdout
+
+
+def _setup_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0].strip() for block in text.split("```sh\n")[1:]]
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    main, tests = _setup_commands()
+    assert main.startswith("python -m pip install . && ")
+    assert tests == 'python -m pip install -e ".[test]" && python -m pytest'
+    # CI runs exactly that command (quietly).
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci.replace(" -q", "") == tests
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(600)
+def test_readme_main_command_on_a_bare_machine(tmp_path: Path) -> None:
+    # A fresh clone and a virtual environment with nothing but pip: the README's first
+    # command must install runtimelib and run its main job, on the built-in kernel.
+    main, _ = _setup_commands()
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, capture_output=True
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTHON", "VIRTUAL_ENV", "PIP_REQUIRE"))
+    }
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    env["JUPYTER_DATA_DIR"] = str(tmp_path / "data")  # no kernels of this machine's user
+    env["JUPYTER_PATH"] = ""
+    done = subprocess.run(
+        ["bash", "-c", main], cwd=clone, env=env, capture_output=True, text=True, timeout=540
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Hello from a kernel: CPython" in done.stdout
+    assert "streaming, step 3 of 3" in done.stdout
+    assert "6/7" in done.stdout
+    listed = subprocess.run(
+        ["python", "-m", "runtimelib", "kernels", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Nothing but runtimelib's own kernels: hello.py ran on the built-in one.
+    assert listed.stdout.split() == ["runtimelib-echo", "runtimelib-python"]
+    assert list((tmp_path / "runtime").glob("kernel-*.json")) == []
