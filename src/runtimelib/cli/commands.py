@@ -20,7 +20,12 @@ from .. import errors
 from ..client import KernelClient, to_nbformat
 from ..connection import ConnectionInfo
 from ..kernelspec import default_kernel_name, scan_kernelspecs
-from ..manager import KernelManager, list_running_kernels, prune_stale_kernels, runtime_dir
+from ..manager import (
+    KernelManager,
+    list_running_kernels,
+    locate_running_kernel,
+    prune_stale_kernels,
+)
 from ..transports.zmq import Heartbeat
 from . import (
     EXIT_ERROR,
@@ -98,23 +103,6 @@ def _kernels(args: argparse.Namespace) -> int:
         rows = [[s.name, s.language, s.display_name, str(s.resource_dir)] for s in specs]
         _table(rows, ["NAME", "LANGUAGE", "DISPLAY NAME", "PATH"], terminal)
     return EXIT_OK
-
-
-def _running_file(id_or_file: str) -> tuple[str, Path]:
-    """The kernel id and connection file of a running kernel, by id, id prefix or file."""
-    path = Path(id_or_file)
-    if path.suffix == ".json" and path.is_file():
-        kernel_id = path.stem.removeprefix("kernel-")
-        return kernel_id, path
-    folder = runtime_dir()
-    exact = folder / f"kernel-{id_or_file}.json"
-    matches = [exact] if exact.is_file() else sorted(folder.glob(f"kernel-{id_or_file}*.json"))
-    if not matches:
-        raise errors.ConnectionFileError(f"no running kernel {id_or_file!r} in {folder}")
-    if len(matches) > 1:
-        ids = ", ".join(p.stem.removeprefix("kernel-") for p in matches)
-        raise errors.ConnectionFileError(f"{id_or_file!r} matches several kernels: {ids}")
-    return matches[0].stem.removeprefix("kernel-"), matches[0]
 
 
 def _ps(args: argparse.Namespace) -> int:
@@ -198,7 +186,7 @@ def _stop(args: argparse.Namespace) -> int:
     if args.all:
         targets = [(k.kernel_id, k.connection_file) for k in list_running_kernels()]
     else:
-        targets = [_running_file(args.kernel_id)]
+        targets = [locate_running_kernel(args.kernel_id)]
     results = [_stop_one(kernel_id, path, args.timeout) for kernel_id, path in targets]
     if args.json:
         _emit_json(results)
@@ -213,7 +201,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _interrupt(args: argparse.Namespace) -> int:
-    _, path = _running_file(args.kernel_id)
+    _, path = locate_running_kernel(args.kernel_id)
     with KernelClient(
         ConnectionInfo.from_file(path), ready_timeout=None, heartbeat_interval=None
     ) as kc:
@@ -222,7 +210,7 @@ def _interrupt(args: argparse.Namespace) -> int:
 
 
 def _restart(args: argparse.Namespace) -> int:
-    kernel_id, path = _running_file(args.kernel_id)
+    kernel_id, path = locate_running_kernel(args.kernel_id)
     info = ConnectionInfo.from_file(path)
     if not info.kernel_name:
         raise UsageError(f"{path} does not say which kernel it runs; cannot start it again")
@@ -340,7 +328,7 @@ def _execute_on(
 def _run(args: argparse.Namespace) -> int:
     code = _read_code(args)
     if getattr(args, "existing", None):
-        _, path = _running_file(args.existing)
+        _, path = locate_running_kernel(args.existing)
         with KernelClient(ConnectionInfo.from_file(path)) as kc:
 
             def interrupt() -> None:

@@ -9,6 +9,7 @@ from .discovery import (
     RunningKernel,
     find_running_kernel,
     list_running_kernels,
+    locate_running_kernel,
     prune_stale_kernels,
 )
 from .pool import AsyncMultiKernelManager, MultiKernelManager
@@ -23,6 +24,7 @@ __all__ = [
     "RunningKernel",
     "find_running_kernel",
     "list_running_kernels",
+    "locate_running_kernel",
     "prune_stale_kernels",
     "runtime_dir",
 ]

@@ -16,7 +16,13 @@ from ..errors import ConnectionFileError
 from ..transports.zmq import Heartbeat
 from .base import runtime_dir
 
-__all__ = ["RunningKernel", "find_running_kernel", "list_running_kernels", "prune_stale_kernels"]
+__all__ = [
+    "RunningKernel",
+    "find_running_kernel",
+    "list_running_kernels",
+    "locate_running_kernel",
+    "prune_stale_kernels",
+]
 
 _KERNEL_FILE = re.compile(r"^kernel-(.+)\.json$")
 
@@ -61,25 +67,34 @@ def list_running_kernels(
     return sorted(found, key=lambda k: k.kernel_id)
 
 
+def locate_running_kernel(
+    id_or_file: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None
+) -> tuple[str, Path]:
+    """The kernel id and connection file of a running kernel, by id, unique id prefix or file.
+
+    Raises ConnectionFileError when nothing, or more than one kernel, matches.
+    """
+    path = Path(id_or_file)
+    if path.suffix == ".json" and path.is_file():
+        return path.stem.removeprefix("kernel-"), path
+    folder = Path(directory) if directory is not None else runtime_dir()
+    exact = folder / f"kernel-{id_or_file}.json"
+    matches = [exact] if exact.is_file() else sorted(folder.glob(f"kernel-{id_or_file}*.json"))
+    if not matches:
+        raise ConnectionFileError(f"no running kernel {str(id_or_file)!r} in {folder}")
+    if len(matches) > 1:
+        raise ConnectionFileError(
+            f"{str(id_or_file)!r} matches several kernels: " + ", ".join(m.name for m in matches)
+        )
+    found = matches[0]
+    return found.name.removeprefix("kernel-").removesuffix(".json"), found
+
+
 def find_running_kernel(
     id_or_file: str | os.PathLike[str], directory: str | os.PathLike[str] | None = None
 ) -> ConnectionInfo:
     """The connection info of a running kernel, by kernel id (or a unique prefix) or file path."""
-    path = Path(id_or_file)
-    if path.suffix == ".json" and path.exists():
-        return ConnectionInfo.from_file(path)
-    folder = Path(directory) if directory is not None else runtime_dir()
-    exact = folder / f"kernel-{id_or_file}.json"
-    if exact.exists():
-        return ConnectionInfo.from_file(exact)
-    matches = sorted(folder.glob(f"kernel-{id_or_file}*.json"))
-    if len(matches) == 1:
-        return ConnectionInfo.from_file(matches[0])
-    if not matches:
-        raise ConnectionFileError(f"no running kernel {str(id_or_file)!r} in {folder}")
-    raise ConnectionFileError(
-        f"{str(id_or_file)!r} matches several kernels: " + ", ".join(m.name for m in matches)
-    )
+    return ConnectionInfo.from_file(locate_running_kernel(id_or_file, directory)[1])
 
 
 def prune_stale_kernels(
