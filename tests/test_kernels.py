@@ -169,10 +169,14 @@ class TestPythonKernelConformance(_PrivateRuntimeDir, jkt.KernelTests):
     complete_code_samples: ClassVar[list[str]] = [
         "1",
         "print('hello, world')",
-        "for i in range(3):\n    pass\n",
+        # A block ends with a blank line, as at the interactive prompt.
+        "for i in range(3):\n    pass\n\n",
+        "x = (1,\n     2)",
     ]
     incomplete_code_samples: ClassVar[list[str]] = [
         "for i in range(3):",
+        "def f():\n    x = 1",
+        "if True:\n    if True:\n        pass\n",
         "def f(x):",
         "(1,",
         "'''docstring",
@@ -755,6 +759,8 @@ async def _check_interrupted(k: Driver, name: str) -> None:
     assert (reply.status, reply.ename) == ("error", "KeyboardInterrupt")
     errors = [m.content for m in messages if isinstance(m.content, Error)]
     assert [e.ename for e in errors] == ["KeyboardInterrupt"]
+    # The traceback shows the user's code, not the kernel's machinery.
+    assert not any("runtimelib" in line for line in errors[0].traceback)
     assert (await k.ok(say(name, "awake"))).stdout == "awake\n"
 
 

@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+import tokenize
 import traceback
 import types
 import uuid
@@ -427,7 +428,8 @@ class PythonKernel(Kernel):
             compiled = codeop.compile_command(code, "<input>", "exec")
         except (SyntaxError, ValueError, OverflowError):
             return IsCompleteReply(status="invalid")
-        if compiled is None:
+        if compiled is None or (_ends_in_block(code) and not code.endswith("\n\n")):
+            # An indented block goes on until a blank line, as at the interactive prompt.
             last = code.rstrip("\n").splitlines()[-1] if code.strip() else ""
             indent = last[: len(last) - len(last.lstrip())]
             if last.rstrip().endswith(":"):
@@ -468,11 +470,21 @@ _StdinNotImplementedError.__qualname__ = "StdinNotImplementedError"
 
 def _format_traceback(error: BaseException) -> list[str]:
     """The traceback lines of user code (the kernel's own frames left out)."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    exc = traceback.TracebackException(type(error), error, tb)
+    exc = traceback.TracebackException(type(error), error, error.__traceback__)
+    # Also the SIGINT handler's frame, where an interrupt's KeyboardInterrupt is raised.
+    exc.stack = traceback.StackSummary.from_list(
+        [frame for frame in exc.stack if frame.filename != __file__]
+    )
     return [line.rstrip("\n") for line in exc.format()]
+
+
+def _ends_in_block(code: str) -> bool:
+    """Whether the code's last statement is inside an indented block (``def f():\\n  x``)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return any(token.type == tokenize.DEDENT for token in tokens[-3:])
 
 
 def _name_at(code: str, cursor_pos: int) -> str:
