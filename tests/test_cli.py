@@ -504,3 +504,35 @@ def test_execute_bad_input(tmp_path: Path) -> None:
         tmp_path / "unknown.ipynb",
     )
     assert cli("execute", str(unknown)).returncode == 3
+
+
+@pytest.mark.parametrize("kernel", ["runtimelib-python", "python3"])
+def test_interrupt_a_busy_kernel_from_another_command(kernel: str) -> None:
+    kernel_id = json.loads(cli("start", "-k", kernel, "--json").stdout)["id"]
+    busy = subprocess.Popen(
+        [
+            *COMMAND,
+            "exec",
+            kernel_id,
+            "-c",
+            "import time\nprint('sleeping', flush=True)\ntime.sleep(60)",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert busy.stdout is not None
+        assert busy.stdout.readline() == "sleeping\n"
+        interrupted = cli("interrupt", kernel_id)
+        assert interrupted.returncode == 0, interrupted.stderr
+        _, err = busy.communicate(timeout=30)
+        assert busy.returncode == 1
+        assert "KeyboardInterrupt" in err
+        assert cli("exec", kernel_id, "-c", "print('still here')").stdout == "still here\n"
+    finally:
+        if busy.poll() is None:
+            busy.kill()
+        busy.communicate()
+        assert cli("stop", kernel_id).returncode == 0

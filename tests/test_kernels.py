@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import anyio
 import jupyter_kernel_test as jkt
 import nbformat
 import pytest
@@ -169,14 +170,15 @@ class TestPythonKernelConformance(_PrivateRuntimeDir, jkt.KernelTests):
     complete_code_samples: ClassVar[list[str]] = [
         "1",
         "print('hello, world')",
-        # A block ends with a blank line, as at the interactive prompt.
-        "for i in range(3):\n    pass\n\n",
+        # A block ends with an empty line (the final newline), as in IPython.
+        "for i in range(3):\n    pass\n",
         "x = (1,\n     2)",
+        "def f():\n    return 1\n    ",  # a console's pre-typed indent on the empty line
     ]
     incomplete_code_samples: ClassVar[list[str]] = [
         "for i in range(3):",
         "def f():\n    x = 1",
-        "if True:\n    if True:\n        pass\n",
+        "if True:\n    if True:\n        pass",
         "def f(x):",
         "(1,",
         "'''docstring",
@@ -1257,3 +1259,41 @@ def test_a_manager_starts_again_after_shutdown(assert_gone: list[int]) -> None:
     finally:
         km.shutdown(now=True)
     assert deaths == []
+
+
+# -- the Python kernel answers control while code runs --------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("jupyter_env")
+async def test_python_kernel_serves_control_while_code_runs(assert_gone: list[int]) -> None:
+    async with AsyncKernelManager("runtimelib-python") as km, km.client() as kc:
+        assert km.pid is not None
+        assert_gone.append(km.pid)
+        started = anyio.Event()
+        outcome: list[Any] = []
+
+        async def busy() -> None:
+            code = "import time\nprint('sleeping', flush=True)\ntime.sleep(60)"
+            outcome.append(await kc.execute(code, on_output=lambda _: started.set(), timeout=30))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(busy)
+            await started.wait()
+            # kernel_info on control and an interrupt_request, both while the cell sleeps.
+            info = await kc.request(KernelInfoRequest(), channel="control", timeout=5)
+            assert info.msg_type == "kernel_info_reply"
+            await kc.interrupt(timeout=5)
+        [result] = outcome
+        assert (result.status, result.error.ename) == ("error", "KeyboardInterrupt")
+        assert (await kc.execute("print('awake')", timeout=10)).stdout == "awake\n"
+        # A shutdown_request ends a kernel stuck in a loop, without SIGTERM from the manager.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kc.execute, "while True:\n    pass")
+            await anyio.sleep(0.3)
+            await kc.shutdown(timeout=5)
+            tg.cancel_scope.cancel()
+        process = km.process
+        assert process is not None
+        with anyio.fail_after(10):
+            assert await process.wait_async() == 0

@@ -157,7 +157,13 @@ class Kernel:
             raise SystemExit(f"usage: {cls.__module__} -f CONNECTION_FILE")
         logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
         kernel = cls(ConnectionInfo.from_file(path))
-        anyio.run(kernel.run)
+        kernel.serve()
+
+    def serve(self) -> None:
+        """Run the kernel until it stops (``anyio.run(self.run)``; a kernel may run its loop
+        elsewhere, as the Python kernel does to keep the main thread for user code).
+        """
+        anyio.run(self.run)
 
     async def run(self) -> None:
         """Bind the sockets and serve until shutdown or the parent process dies."""
@@ -290,9 +296,14 @@ class Kernel:
         """Publish an error output."""
         await self.publish(Error(ename=ename, evalue=evalue, traceback=traceback))
 
-    async def input(self, prompt: str = "", *, password: bool = False) -> str:
-        """Ask the frontend for a line (input_request on stdin) and wait for it."""
-        request = _current.get()
+    async def input(
+        self, prompt: str = "", *, password: bool = False, parent: Message[Any] | None = None
+    ) -> str:
+        """Ask the frontend for a line (input_request on stdin) and wait for it.
+
+        ``parent`` is the execute_request asking (default: the request being handled).
+        """
+        request = parent if parent is not None else _current.get()
         if request is None or not getattr(request.content, "allow_stdin", False):
             raise StdinNotAllowedError("the frontend does not support input requests")
         message = self.session.message(

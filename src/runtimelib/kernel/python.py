@@ -1,10 +1,12 @@
 """The built-in Python kernel (``runtimelib-python``): no IPython, starts fast.
 
 Code runs in a persistent namespace, in the main thread, so SIGINT interrupts anything
-(``time.sleep`` included). stdout and stderr are published as they are written (a line at a
-time, or after a short pause for partial lines); the last expression's value is the
-execute_result, rich through IPython's display protocol. ``display``, ``update_display`` and
-``clear_output`` are in the namespace; ``input()`` asks the frontend.
+(``time.sleep`` included); the event loop serving the sockets runs in a thread of its own, so
+control requests (interrupt, shutdown) and the heartbeat are answered while code runs. stdout
+and stderr are published as they are written (a line at a time, or after a short pause for
+partial lines); the last expression's value is the execute_result, rich through IPython's
+display protocol. ``display``, ``update_display`` and ``clear_output`` are in the namespace;
+``input()`` asks the frontend.
 
 Run it with ``python -m runtimelib.kernel.python -f CONNECTION_FILE``.
 """
@@ -15,12 +17,14 @@ import ast
 import builtins
 import codeop
 import contextlib
+import functools
 import inspect
 import io
 import linecache
 import os
 import pkgutil
 import platform
+import queue
 import re
 import rlcompleter
 import signal
@@ -31,9 +35,13 @@ import tokenize
 import traceback
 import types
 import uuid
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar, cast
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
 
 from ..media import MimeBundle
 from ..messages import (
@@ -43,8 +51,6 @@ from ..messages import (
     ExecuteReply,
     HistoryReply,
     HistoryRequest,
-    InputReply,
-    InputRequest,
     InspectReply,
     IsCompleteReply,
     LanguageInfo,
@@ -55,6 +61,8 @@ from ..messages import (
 from .base import Kernel, _current
 
 __all__ = ["PythonKernel"]
+
+T = TypeVar("T")
 
 _FLUSH_SECONDS = 0.05
 _NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
@@ -175,14 +183,42 @@ class PythonKernel(Kernel):
         self._allow_stdin = False
         self._running_code = False
         self._interrupt_pending = False
+        # Work for the main thread (see serve); None ends it.
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._loop_token: Any = None
+
+    def serve(self) -> None:
+        """Serve from a loop thread; run each cell's code here, in the main thread."""
+        if os.name == "posix" and threading.current_thread() is threading.main_thread():
+            # A plain handler: raise in the running code, or remember the interrupt for code
+            # about to run.
+            signal.signal(signal.SIGINT, self._on_sigint)
+        failure: list[BaseException] = []
+
+        def loop() -> None:
+            try:
+                anyio.run(self.run)
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                self._jobs.put(None)
+                if self._running_code:  # shutting down while a cell runs: end it
+                    self.interrupt()
+
+        thread = threading.Thread(target=loop, name="runtimelib-kernel-loop", daemon=True)
+        thread.start()
+        while (job := self._jobs.get()) is not None:
+            job()
+        thread.join()
+        if failure:
+            raise failure[0]
+
+    async def run(self) -> None:
+        self._loop_token = anyio.lowlevel.current_token()
+        await super().run()
 
     async def _watch_signals(self) -> None:
-        # Code runs in this thread with the event loop blocked, so SIGINT must act from a
-        # plain signal handler: raise in the running code, or remember it for code about to run.
-        if os.name == "posix":
-            with contextlib.suppress(ValueError):  # not the main thread: no signals here
-                signal.signal(signal.SIGINT, self._on_sigint)
-        await anyio.sleep_forever()
+        return  # SIGINT is handled in the main thread (see serve)
 
     def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
         if self._running_code:
@@ -191,8 +227,32 @@ class PythonKernel(Kernel):
             self._interrupt_pending = True
 
     def interrupt(self) -> None:
-        """An interrupt_request: the same as SIGINT (control is served between cells)."""
-        self._on_sigint(signal.SIGINT, None)
+        """An interrupt_request: SIGINT to the main thread, where code runs."""
+        if threading.current_thread() is threading.main_thread():
+            self._on_sigint(signal.SIGINT, None)
+        else:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    async def _in_main_thread(self, job: Callable[[], T]) -> T:
+        """Run ``job`` in the main thread and wait for it without blocking the loop."""
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, job()))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        self._jobs.put(run)
+        # Abandoned if the kernel stops meanwhile: serve() then interrupts the code.
+        await anyio.to_thread.run_sync(done.wait, abandon_on_cancel=True)
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return cast(T, value)
 
     # -- the display API in the namespace -------------------------------------------------------
 
@@ -242,30 +302,11 @@ class PythonKernel(Kernel):
         if not self._allow_stdin or parent is None:
             raise _StdinNotImplementedError("input() is not supported by this frontend")
         self._flush()
-        stdin = self._sockets["stdin"]
-        request = self.session.message(
-            InputRequest(prompt=str(prompt), password=password),
-            parent,
-            channel="stdin",
-            identities=parent.identities,
+        # Asked through the event loop, which reads the stdin socket.
+        return anyio.from_thread.run(
+            functools.partial(self.input, str(prompt), password=password, parent=parent),
+            token=self._loop_token,
         )
-        stdin.socket.send_multipart(self.session.serialize(request))
-        # The event loop waits while code runs, so read the reply here; the short polls let an
-        # interrupt through.
-        while True:
-            if not stdin.socket.poll(100):
-                continue
-            try:
-                message = self.session.deserialize(stdin.socket.recv_multipart(), channel="stdin")
-            except Exception:
-                continue
-            # jupyter_client's input() and jupyter console reply with an empty parent header;
-            # only one input is ever pending here, so a reply without a parent is ours.
-            if message.parent_id in (request.msg_id, None) and isinstance(
-                message.content, InputReply
-            ):
-                stdin._nudge()  # the event loop's reader may have lost its wake-up to us
-                return message.content.value
 
     # -- execution ------------------------------------------------------------------------------
 
@@ -278,13 +319,41 @@ class PythonKernel(Kernel):
         user_expressions: dict[str, str],
         allow_stdin: bool,
     ) -> ExecuteReply:
-        """Run the code in the namespace, in this (the main) thread."""
+        """Run the code in the namespace, in the main thread."""
         count = self.execution_count
         parent = _current.get()
         self._stdout.parent = self._stderr.parent = parent
         self._allow_stdin = allow_stdin
+        try:
+            error, bundle, expressions = await self._in_main_thread(
+                functools.partial(self._execute_here, code, count, silent, user_expressions)
+            )
+        finally:
+            self._interrupt_pending = False
+        output_text = None
+        if bundle is not None:
+            output_text = bundle.text
+            await self.execute_result(bundle.data, bundle.metadata)
+        if store_history and not silent:
+            self.history.append((1, count, code, output_text))
+        self._stdout.parent = self._stderr.parent = None
+        if error is not None:
+            tb = _format_traceback(error)
+            ename, evalue = type(error).__name__, str(error)
+            await self.error(ename, evalue, tb)
+            return ExecuteReply(
+                status="error", ename=ename, evalue=evalue, traceback=tb, execution_count=count
+            )
+        return ExecuteReply(execution_count=count, user_expressions=expressions)
+
+    def _execute_here(
+        self, code: str, count: int, silent: bool, user_expressions: dict[str, str]
+    ) -> tuple[BaseException | None, MimeBundle | None, dict[str, Any]]:
+        """The part of an execution that runs user code (in the main thread): the cell with
+        stdout, stderr and input() redirected, the result's reprs, the user expressions.
+        """
         flusher = _Flusher([self._stdout, self._stderr])
-        saved = (sys.stdout, sys.stderr, builtins.input, getattr(builtins, "raw_input", None))
+        saved = (sys.stdout, sys.stderr, builtins.input)
         sys.stdout, sys.stderr = self._stdout, self._stderr
         builtins.input = self._input
         flusher.start()
@@ -300,29 +369,15 @@ class PythonKernel(Kernel):
             self._running_code = False
             error = exc
         finally:
-            self._interrupt_pending = False
             flusher.done.set()
             flusher.join()
-            sys.stdout, sys.stderr, builtins.input = saved[0], saved[1], saved[2]
+            sys.stdout, sys.stderr, builtins.input = saved
             self._flush()
-        output_text = None
+        bundle = None
         if error is None and result is not None and not silent:
             self.namespace["_"] = result
             bundle = MimeBundle.from_object(result)
-            output_text = bundle.text
-            await self.execute_result(bundle.data, bundle.metadata)
-        if store_history and not silent:
-            self.history.append((1, count, code, output_text))
-        expressions = self._user_expressions(user_expressions)
-        self._stdout.parent = self._stderr.parent = None
-        if error is not None:
-            tb = _format_traceback(error)
-            ename, evalue = type(error).__name__, str(error)
-            await self.error(ename, evalue, tb)
-            return ExecuteReply(
-                status="error", ename=ename, evalue=evalue, traceback=tb, execution_count=count
-            )
-        return ExecuteReply(execution_count=count, user_expressions=expressions)
+        return error, bundle, self._user_expressions(user_expressions)
 
     def _run(self, code: str, count: int) -> Any:
         filename = f"<cell {count}>"
@@ -428,8 +483,9 @@ class PythonKernel(Kernel):
             compiled = codeop.compile_command(code, "<input>", "exec")
         except (SyntaxError, ValueError, OverflowError):
             return IsCompleteReply(status="invalid")
-        if compiled is None or (_ends_in_block(code) and not code.endswith("\n\n")):
-            # An indented block goes on until a blank line, as at the interactive prompt.
+        if compiled is None or (_ends_in_block(code) and not code.rstrip(" \t").endswith("\n")):
+            # An indented block goes on until an empty line (a frontend sends the cell with it
+            # as a final newline), as at the interactive prompt and in IPython.
             last = code.rstrip("\n").splitlines()[-1] if code.strip() else ""
             indent = last[: len(last) - len(last.lstrip())]
             if last.rstrip().endswith(":"):
