@@ -536,3 +536,41 @@ def test_interrupt_a_busy_kernel_from_another_command(kernel: str) -> None:
             busy.kill()
         busy.communicate()
         assert cli("stop", kernel_id).returncode == 0
+
+
+def test_execute_draws_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    nb = new_notebook(
+        metadata={"kernelspec": {"name": "runtimelib-python", "display_name": "rt"}},
+        cells=[new_code_cell("first = 1"), new_code_cell("second = 2")],
+    )
+    path = _write(nb, tmp_path / "bar.ipynb")
+    controller, terminal = pty.openpty()
+    try:
+        with subprocess.Popen(
+            [*COMMAND, "execute", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+        ) as process:
+            os.close(terminal)
+            terminal = -1
+            drawn = b""
+            with contextlib.suppress(OSError):  # EIO once the command has exited
+                while chunk := os.read(controller, 4096):
+                    drawn += chunk
+            assert process.wait(timeout=60) == 0
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    text = drawn.decode()
+    assert "bar.ipynb [" in text
+    assert "1/2 first = 1" in text
+    assert "2/2 second = 2" in text
+    assert "\x1b[K" in text  # the line is redrawn in place
+    # Piped, there is no bar: just the summary.
+    piped = cli("execute", str(path))
+    assert "[" not in piped.stderr.replace("[2m", "")
+    assert "2 cells in" in piped.stderr

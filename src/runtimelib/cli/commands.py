@@ -384,9 +384,10 @@ class _Progress:
     @staticmethod
     def _columns() -> int:
         try:
-            return os.get_terminal_size(sys.stderr.fileno()).columns
+            columns = os.get_terminal_size(sys.stderr.fileno()).columns
         except OSError:
-            return 80
+            columns = 0
+        return columns or 80  # a terminal that does not know its size says 0
 
 
 def _execute_notebook(args: argparse.Namespace) -> int:
