@@ -574,3 +574,12 @@ def test_execute_draws_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None
     piped = cli("execute", str(path))
     assert "[" not in piped.stderr.replace("[2m", "")
     assert "2 cells in" in piped.stderr
+
+
+@pytest.mark.parametrize(
+    ("kernel", "code"), [("runtimelib-python", "help(len)"), ("python3", "len?")]
+)
+def test_run_shows_what_the_kernel_pages(kernel: str, code: str) -> None:
+    done = cli("run", "-k", kernel, "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert "Return the number of items in a container." in done.stdout

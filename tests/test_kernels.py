@@ -185,10 +185,7 @@ class TestPythonKernelConformance(_PrivateRuntimeDir, jkt.KernelTests):
     ]
     invalid_code_samples: ClassVar[list[str]] = ["a = = 1", "def (x):", "1 +* 2"]
 
-    # code_page_something is left unset on purpose: the pager is an IPython feature (the
-    # "page" payload of execute_reply, made by `?` and %page). runtimelib-python runs plain
-    # Python without IPython's syntax and never sends payloads, so there is no code that
-    # could page; test_pager is the one test that skips.
+    code_page_something = "help(len)"  # a "page" payload, as IPython's len? makes
 
     code_generate_error = "raise ValueError('boom')"
     code_execute_result: ClassVar[list[dict[str, str]]] = [

@@ -314,6 +314,8 @@ def _execute_on(
             input=None if reading_code_from_stdin else _answer_input,
             on_output=None if args.json else terminal.output,
         )
+    if not args.json:
+        terminal.pages(result.payload)
     if args.json:
         _emit_json(
             {

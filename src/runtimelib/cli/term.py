@@ -127,6 +127,15 @@ class Terminal:
                 self.out.write(text if text.endswith("\n") else text + "\n")
                 self.out.flush()
 
+    def pages(self, payloads: list[dict[str, Any]]) -> None:
+        """What a kernel asked a pager to show (``page`` payloads: ``help(obj)``, ``obj?``)."""
+        for payload in payloads:
+            data = payload.get("data")
+            if payload.get("source") == "page" and isinstance(data, dict):
+                text = self.render_data(data)
+                self.out.write(text if text.endswith("\n") else text + "\n")
+                self.out.flush()
+
     def traceback(self, error: Error) -> None:
         """The kernel's traceback on stderr (its colours kept only on a terminal)."""
         lines = list(error.traceback) or [f"{error.ename}: {error.evalue}"]

@@ -24,6 +24,7 @@ import linecache
 import os
 import pkgutil
 import platform
+import pydoc
 import queue
 import re
 import rlcompleter
@@ -176,7 +177,10 @@ class PythonKernel(Kernel):
             "display": self.display_object,
             "update_display": self.update_display,
             "clear_output": self.clear_output_now,
+            "help": self.help,
         }
+        # Payloads of the execute_reply being made (a page from help()).
+        self._payloads: list[dict[str, Any]] = []
         self.history: list[tuple[int, int, str, str | None]] = []
         self._stdout = _OutStream(self, "stdout")
         self._stderr = _OutStream(self, "stderr")
@@ -254,6 +258,16 @@ class PythonKernel(Kernel):
             raise value
         return cast(T, value)
 
+    def help(self, *args: Any) -> None:
+        """``help(obj)`` shows the documentation in the frontend's pager (a "page" payload of
+        the execute_reply, as IPython's ``obj?``); ``help()`` alone is Python's own.
+        """
+        if len(args) != 1:
+            builtins.help(*args)
+            return
+        text = pydoc.plain(pydoc.render_doc(args[0]))
+        self._payloads.append({"source": "page", "data": {"text/plain": text}, "start": 0})
+
     # -- the display API in the namespace -------------------------------------------------------
 
     def show(
@@ -323,6 +337,7 @@ class PythonKernel(Kernel):
         count = self.execution_count
         parent = _current.get()
         self._stdout.parent = self._stderr.parent = parent
+        self._payloads = []
         self._allow_stdin = allow_stdin
         try:
             error, bundle, expressions = await self._in_main_thread(
@@ -344,7 +359,9 @@ class PythonKernel(Kernel):
             return ExecuteReply(
                 status="error", ename=ename, evalue=evalue, traceback=tb, execution_count=count
             )
-        return ExecuteReply(execution_count=count, user_expressions=expressions)
+        return ExecuteReply(
+            execution_count=count, user_expressions=expressions, payload=self._payloads
+        )
 
     def _execute_here(
         self, code: str, count: int, silent: bool, user_expressions: dict[str, str]
