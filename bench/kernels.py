@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 
+from _env import cache_bytecode
 from runtimelib import KernelManager
 
 KERNELS = ("runtimelib-python", "python3", "xpython")
@@ -69,6 +70,10 @@ def main() -> None:
     rounds, executes = (1, 20) if args.quick else (args.rounds, 200)
     with tempfile.TemporaryDirectory() as runtime:
         os.environ["JUPYTER_RUNTIME_DIR"] = runtime
+        cache_bytecode(os.path.join(runtime, "pycache"))
+        for name in KERNELS:  # warm-up: fills the byte-code and kernelspec caches
+            with KernelManager(name, output="devnull"):
+                pass
         samples: dict[str, dict[str, list[float]]] = {k: {} for k in KERNELS}
         for _ in range(rounds):
             for name in KERNELS:

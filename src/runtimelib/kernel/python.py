@@ -22,12 +22,9 @@ import inspect
 import io
 import linecache
 import os
-import pkgutil
 import platform
-import pydoc
 import queue
 import re
-import rlcompleter
 import signal
 import sys
 import threading
@@ -40,7 +37,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, cast
 
 import anyio
-import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
@@ -265,6 +261,8 @@ class PythonKernel(Kernel):
         if len(args) != 1:
             builtins.help(*args)
             return
+        import pydoc  # only here: it is slow to import, and kernels should start fast
+
         text = pydoc.plain(pydoc.render_doc(args[0]))
         self._payloads.append({"source": "page", "data": {"text/plain": text}, "start": 0})
 
@@ -317,6 +315,8 @@ class PythonKernel(Kernel):
             raise _StdinNotImplementedError("input() is not supported by this frontend")
         self._flush()
         # Asked through the event loop, which reads the stdin socket.
+        import anyio.from_thread  # only here: slow to import, and input() is rare
+
         return anyio.from_thread.run(
             functools.partial(self.input, str(prompt), password=password, parent=parent),
             token=self._loop_token,
@@ -431,6 +431,9 @@ class PythonKernel(Kernel):
 
     async def do_complete(self, code: str, cursor_pos: int) -> CompleteReply:
         """Names and attributes from the namespace (rlcompleter), plus keywords."""
+        import pkgutil  # imported on first use: kernels should start fast
+        import rlcompleter
+
         match = _NAME_AT_END.search(code[:cursor_pos])
         token = match.group(0) if match else ""
         if _IMPORT_AT_END.search(code[:cursor_pos]) and "." not in token:
