@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -204,3 +206,61 @@ def test_an_ambiguous_kernel_id_prefix_is_an_error(jupyter_env: Path) -> None:
     assert find_running_kernel("abc-2").shell_port > 0
     for path in jupyter_env.glob("kernel-*.json"):
         path.unlink()
+
+
+# A kernel that fails its start once when a marker file exists (as one that found its ports
+# still taken would), then runs the built-in Python kernel.
+FLAKY_START = """
+import os, runpy, sys
+marker = os.environ["FLAKY_MARKER"]
+if os.path.exists(marker):
+    os.remove(marker)
+    sys.exit("Address already in use (pretend)")
+sys.argv[0] = "runtimelib.kernel.python"
+runpy.run_module("runtimelib.kernel.python", run_name="__main__")
+"""
+
+
+def _flaky_spec(jupyter_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    spec = Path(os.environ["JUPYTER_PATH"]) / "kernels" / "flaky-start"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-c", FLAKY_START, "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "flaky"}))
+    marker = tmp_path / "fail-next-start"
+    monkeypatch.setenv("FLAKY_MARKER", str(marker))
+    return marker
+
+
+def test_a_restart_whose_new_kernel_fails_once_starts_it_again(
+    jupyter_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assert_gone: list[int]
+) -> None:
+    marker = _flaky_spec(jupyter_env, tmp_path, monkeypatch)
+    with KernelManager("flaky-start") as km, km.client() as kc:
+        assert km.pid is not None
+        assert_gone.append(km.pid)
+        ports = km.connection_info.ports if km.connection_info else None
+        marker.touch()
+        km.restart()
+        assert not marker.exists()  # the first new kernel did fail
+        assert km.pid is not None
+        assert_gone.append(km.pid)
+        assert km.connection_info is not None
+        assert km.connection_info.ports == ports
+        assert kc.execute("print('second try')", timeout=30).stdout == "second try\n"
+    assert list(jupyter_env.glob("kernel-*.json")) == []
+
+
+@pytest.mark.anyio
+async def test_async_restart_whose_new_kernel_fails_once_starts_it_again(
+    jupyter_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assert_gone: list[int]
+) -> None:
+    marker = _flaky_spec(jupyter_env, tmp_path, monkeypatch)
+    async with AsyncKernelManager("flaky-start") as km, km.client() as kc:
+        assert km.pid is not None
+        assert_gone.append(km.pid)
+        marker.touch()
+        await km.restart()
+        assert not marker.exists()
+        assert km.pid is not None
+        assert_gone.append(km.pid)
+        assert (await kc.execute("print('second try')", timeout=30)).stdout == "second try\n"

@@ -11,9 +11,9 @@ from anyio.abc import TaskGroup
 
 from ..client.asynchronous import AsyncKernelClient
 from ..client.readiness import Readiness
-from ..errors import KernelTimeoutError, RemoteProtocolError
+from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
-from ..transports.zmq import AsyncChannel
+from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel
 from .base import ManagerBase, log
 from .process import KernelProcess
 
@@ -49,8 +49,12 @@ class AsyncKernelManager(ManagerBase):
         assert self.connection_info is not None
         session = self._session()
         readiness = Readiness(session)
-        iopub = AsyncChannel.connect(self.connection_info, "iopub", session=session)
-        shell = AsyncChannel.connect(self.connection_info, "shell", session=session)
+        iopub = AsyncChannel.connect(
+            self.connection_info, "iopub", session=session, reconnect_ms=STARTUP_RECONNECT_MS
+        )
+        shell = AsyncChannel.connect(
+            self.connection_info, "shell", session=session, reconnect_ms=STARTUP_RECONNECT_MS
+        )
         heard = anyio.Event()
         answered = anyio.Event()
         exited = False
@@ -167,15 +171,26 @@ class AsyncKernelManager(ManagerBase):
     async def restart(self, *, new_ports: bool = False) -> None:
         """Stop the kernel and start it again, on the same ports unless ``new_ports``.
 
-        Clients connected to the same ports reconnect by themselves.
+        Clients connected to the same ports reconnect by themselves. The new kernel is
+        spawned first and the old one asked to stop at once (see ``_replaced_too_soon``).
         """
         self._restarting = True
         try:
-            if self.process is not None:
-                await self._stop(self.process, graceful=True, restart=True)
+            old = self.process
+            if old is not None and new_ports:
+                await self._stop(old, graceful=True, restart=True)
+                old = None
             process = self._launch(new_ports=new_ports)
+            if old is not None:
+                await self._stop(old, graceful=True, restart=True)
             try:
-                await self._wait_ready(process)
+                try:
+                    await self._wait_ready(process)
+                except KernelLaunchError:
+                    if old is None:
+                        raise
+                    process = self._replaced_too_soon(process)
+                    await self._wait_ready(process)
             except BaseException:
                 await self._stop(process, graceful=False)
                 raise

@@ -173,6 +173,23 @@ class ManagerBase:
         error = self._launch_failed(process, f"was not ready in {self.startup_timeout} s")
         return KernelTimeoutError(str(error))
 
+    def _replaced_too_soon(self, process: KernelProcess) -> KernelProcess:
+        """Start the kernel once more after a restart's new kernel exited during startup.
+
+        A restart spawns the new kernel before the old one has stopped: a kernel spends most
+        of its start importing, and the old one, asked to shut down right away, has long let
+        go of the ports when the new one binds them. Should the new one bind first, it fails
+        and exits; by now the old one is gone, so a second start finds the ports free. A kernel
+        that fails again is reported as usual.
+        """
+        log.info(
+            "kernel %s: restarted too soon (%s); starting it again",
+            self.kernel_id,
+            process.output_tail().strip().splitlines()[-1:] or "no output",
+        )
+        process.release()
+        return self._launch()
+
     def _cleanup(self) -> None:
         """Forget the exited process and remove the connection file."""
         if self.process is not None:

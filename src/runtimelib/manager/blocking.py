@@ -12,9 +12,9 @@ import zmq
 
 from ..client.blocking import KernelClient
 from ..client.readiness import Readiness
-from ..errors import KernelTimeoutError, RemoteProtocolError
+from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
-from ..transports.zmq import Channel
+from ..transports.zmq import STARTUP_RECONNECT_MS, Channel
 from .base import ManagerBase, log
 from .process import KernelProcess
 
@@ -90,8 +90,12 @@ class KernelManager(ManagerBase):
         assert self.connection_info is not None
         session = self._session()
         readiness = Readiness(session)
-        iopub = Channel.connect(self.connection_info, "iopub", session=session)
-        shell = Channel.connect(self.connection_info, "shell", session=session)
+        iopub = Channel.connect(
+            self.connection_info, "iopub", session=session, reconnect_ms=STARTUP_RECONNECT_MS
+        )
+        shell = Channel.connect(
+            self.connection_info, "shell", session=session, reconnect_ms=STARTUP_RECONNECT_MS
+        )
         poller = zmq.Poller()
         poller.register(iopub.socket, zmq.POLLIN)
         poller.register(shell.socket, zmq.POLLIN)
@@ -157,16 +161,27 @@ class KernelManager(ManagerBase):
     def restart(self, *, new_ports: bool = False) -> None:
         """Stop the kernel and start it again, on the same ports unless ``new_ports``.
 
-        Clients connected to the same ports reconnect by themselves.
+        Clients connected to the same ports reconnect by themselves. The new kernel is
+        spawned first and the old one asked to stop at once (see ``_replaced_too_soon``).
         """
         with self._lock:
             self._restarting = True
             try:
-                if self.process is not None:
-                    self._stop(self.process, graceful=True, restart=True)
+                old = self.process
+                if old is not None and new_ports:
+                    self._stop(old, graceful=True, restart=True)
+                    old = None
                 process = self._launch(new_ports=new_ports)
+                if old is not None:
+                    self._stop(old, graceful=True, restart=True)
                 try:
-                    self._wait_ready(process)
+                    try:
+                        self._wait_ready(process)
+                    except KernelLaunchError:
+                        if old is None:
+                            raise
+                        process = self._replaced_too_soon(process)
+                        self._wait_ready(process)
                 except BaseException:
                     self._stop(process, graceful=False)
                     raise

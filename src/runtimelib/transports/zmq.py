@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLIENT_SOCKET_TYPES",
+    "STARTUP_RECONNECT_MS",
     "AsyncChannel",
     "AsyncHeartbeat",
     "Channel",
@@ -64,6 +65,11 @@ _LINGER_MS = 1000
 #: How soon a client socket retries a refused connection (libzmq's default is 100 ms).
 _RECONNECT_MS = 10
 
+#: The same for the short-lived sockets that wait for a starting kernel to answer: each
+#: millisecond they wait after the kernel binds is start-up time, and they are closed as soon
+#: as it is ready, so they never keep retrying against a dead kernel.
+STARTUP_RECONNECT_MS = 2
+
 
 def client_socket(
     info: ConnectionInfo,
@@ -71,6 +77,7 @@ def client_socket(
     *,
     session_id: str,
     context: zmq.Context[Any] | None = None,
+    reconnect_ms: int = _RECONNECT_MS,
 ) -> zmq.Socket[Any]:
     """A connected client socket for ``channel``, configured as the protocol needs."""
     if channel == "heartbeat":
@@ -85,7 +92,7 @@ def client_socket(
         # Clients usually connect before a starting (or restarting) kernel has bound its ports;
         # libzmq's default retry of 100 ms plus up to 100 ms of jitter would then be most of
         # the time to ready. Refused connects on a local port cost next to nothing.
-        sock.setsockopt(zmq.RECONNECT_IVL, _RECONNECT_MS)
+        sock.setsockopt(zmq.RECONNECT_IVL, reconnect_ms)
         if channel in ("shell", "stdin"):
             # The kernel sends input_request to the identity the execute_request came from;
             # shell and stdin must share one (the session id) or input() cannot be answered.
@@ -144,10 +151,13 @@ class _ChannelBase:
         *,
         session: Session | None = None,
         context: zmq.Context[Any] | None = None,
+        reconnect_ms: int = _RECONNECT_MS,
     ) -> Self:
         """Connect to ``channel`` of the kernel described by ``info``."""
         session = session if session is not None else Session(info.key_bytes, info.signature_scheme)
-        sock = client_socket(info, channel, session_id=session.session_id, context=context)
+        sock = client_socket(
+            info, channel, session_id=session.session_id, context=context, reconnect_ms=reconnect_ms
+        )
         return cls(sock, session, channel)
 
     @property
