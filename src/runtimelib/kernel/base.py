@@ -69,7 +69,7 @@ from ..messages import (
     reply_type,
 )
 from ..protocol import Session
-from ..transports.zmq import AsyncChannel, zmq_events, zmq_fd
+from ..transports.zmq import AsyncChannel, recv_parts, zmq_events, zmq_fd
 from .sockets import HeartbeatEcho, bind_kernel_socket
 
 __all__ = ["Kernel", "StdinNotAllowedError"]
@@ -343,7 +343,7 @@ class Kernel:
             with self._iopub_lock:
                 frames = None
                 if zmq_events(sock) & zmq.POLLIN:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                    frames = recv_parts(sock, zmq.NOBLOCK)
             if frames is None:
                 # Sends on this socket (from any thread) can swallow the descriptor's edge, so
                 # look again now and then rather than trust it alone.
