@@ -1294,3 +1294,28 @@ async def test_python_kernel_serves_control_while_code_runs(assert_gone: list[in
         assert process is not None
         with anyio.fail_after(10):
             assert await process.wait_async() == 0
+
+
+@pytest.mark.usefixtures("jupyter_env")
+def test_python_kernel_interrupts_a_printing_loop_without_getting_stuck(
+    assert_gone: list[int],
+) -> None:
+    # Interrupts landing inside print()'s publishing (which takes locks) are deferred to the
+    # user's code, so no lock is left held and the kernel answers the next request.
+    with KernelManager("runtimelib-python") as km, km.client() as kc:
+        assert km.pid is not None
+        assert_gone.append(km.pid)
+        for _ in range(5):
+            code = "print('sleeping', flush=True)\nwhile True:\n    print('x' * 50, flush=True)"
+            interrupted = False
+
+            def on_output(output: Any) -> None:
+                nonlocal interrupted
+                if not interrupted:
+                    interrupted = True
+                    km.interrupt()
+
+            result = kc.execute(code, on_output=on_output, timeout=30)
+            assert result.error is not None
+            assert result.error.ename == "KeyboardInterrupt"
+            assert kc.execute("print('ok')", timeout=10).stdout == "ok\n"

@@ -66,6 +66,32 @@ _NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
 _IMPORT_AT_END = re.compile(r"^\s*(import|from)\s+[\w]*$", re.MULTILINE)
 
 
+class _Shield:
+    """Defers an interrupt while the main thread runs the kernel's own code for the user's
+    (publishing, taking locks): a KeyboardInterrupt raised there, between a lock's acquire and
+    the ``with`` that releases it, would leave the lock held and the kernel stuck. The
+    deferred interrupt is raised on leaving, back in the user's code.
+    """
+
+    def __init__(self, kernel: PythonKernel) -> None:
+        self.kernel = kernel
+        self.main = threading.main_thread().ident
+
+    def __enter__(self) -> None:
+        if threading.get_ident() == self.main:
+            self.kernel._shield_depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        kernel = self.kernel
+        if threading.get_ident() != self.main:
+            return
+        kernel._shield_depth -= 1
+        if kernel._shield_depth == 0 and kernel._deferred_interrupt:
+            kernel._deferred_interrupt = False
+            if kernel._running_code:
+                raise KeyboardInterrupt
+
+
 class _OutStream(io.TextIOBase):
     """sys.stdout / sys.stderr for running code: text goes to the frontend promptly.
 
@@ -98,21 +124,23 @@ class _OutStream(io.TextIOBase):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if not text:
             return 0
-        with self._lock:
-            if not self._buffer:
-                self._first_write = time.monotonic()
-            self._buffer.append(text)
-            due = time.monotonic() - self._first_write >= _FLUSH_SECONDS
-        if due:
-            self.flush()
+        with self.kernel.shield:
+            with self._lock:
+                if not self._buffer:
+                    self._first_write = time.monotonic()
+                self._buffer.append(text)
+                due = time.monotonic() - self._first_write >= _FLUSH_SECONDS
+            if due:
+                self.flush()
         return len(text)
 
     def flush(self) -> None:
-        with self._lock:
-            text = "".join(self._buffer)
-            self._buffer.clear()
-        if text:
-            self.kernel.publish_now(Stream(name=self.name, text=text), self.parent)
+        with self.kernel.shield:
+            with self._lock:
+                text = "".join(self._buffer)
+                self._buffer.clear()
+            if text:
+                self.kernel.publish_now(Stream(name=self.name, text=text), self.parent)
 
     def flush_if_stale(self) -> None:
         with self._lock:
@@ -186,6 +214,10 @@ class PythonKernel(Kernel):
         # Work for the main thread (see serve); None ends it.
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._loop_token: Any = None
+        self._spawner: anyio.abc.TaskGroup | None = None
+        self.shield = _Shield(self)
+        self._shield_depth = 0
+        self._deferred_interrupt = False
 
     def serve(self) -> None:
         """Serve from a loop thread; run each cell's code here, in the main thread."""
@@ -215,13 +247,19 @@ class PythonKernel(Kernel):
 
     async def run(self) -> None:
         self._loop_token = anyio.lowlevel.current_token()
-        await super().run()
+        async with anyio.create_task_group() as spawner:
+            self._spawner = spawner  # for tasks the main thread starts (input())
+            await super().run()
+            spawner.cancel_scope.cancel()
 
     async def _watch_signals(self) -> None:
         return  # SIGINT is handled in the main thread (see serve)
 
     def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
         if self._running_code:
+            if self._shield_depth:
+                self._deferred_interrupt = True  # raised when the shield is left
+                return
             raise KeyboardInterrupt
         if self._execute_scope is not None:
             self._interrupt_pending = True
@@ -277,9 +315,11 @@ class PythonKernel(Kernel):
         bundle = MimeBundle(obj) if raw_bundle else MimeBundle.from_object(obj)
         transient = {"display_id": display_id} if display_id else {}
         cls = UpdateDisplayData if update else DisplayData
-        self.publish_now(
-            cls(data=bundle.data, metadata=bundle.metadata, transient=transient), self._parent()
-        )
+        with self.shield:
+            self.publish_now(
+                cls(data=bundle.data, metadata=bundle.metadata, transient=transient),
+                self._parent(),
+            )
 
     def display_object(
         self, *objs: Any, display_id: str | bool | None = None, raw: bool = False
@@ -298,7 +338,8 @@ class PythonKernel(Kernel):
     def clear_output_now(self, wait: bool = False) -> None:
         """Clear this cell's output (with ``wait``: just before the next output)."""
         self._flush()
-        self.publish_now(ClearOutput(wait=wait), self._parent())
+        with self.shield:
+            self.publish_now(ClearOutput(wait=wait), self._parent())
 
     def _parent(self) -> Message[Any] | None:
         return self._stdout.parent or _current.get()
@@ -314,13 +355,31 @@ class PythonKernel(Kernel):
         if not self._allow_stdin or parent is None:
             raise _StdinNotImplementedError("input() is not supported by this frontend")
         self._flush()
-        # Asked through the event loop, which reads the stdin socket.
+        # Asked by a task of the event loop, which reads the stdin socket. The answer comes
+        # back through a SimpleQueue: waiting on it is safe to interrupt (Ctrl-C at a prompt).
+        answers: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+        async def ask() -> None:
+            outcome: tuple[bool, Any] = (False, EOFError("the kernel is stopping"))
+            try:
+                value = await self.input(str(prompt), password=password, parent=parent)
+                outcome = (True, value)
+            except Exception as exc:
+                outcome = (False, exc)
+            finally:
+                answers.put(outcome)
+
         import anyio.from_thread  # only here: slow to import, and input() is rare
 
-        return anyio.from_thread.run(
-            functools.partial(self.input, str(prompt), password=password, parent=parent),
-            token=self._loop_token,
-        )
+        spawner = self._spawner
+        if spawner is None:
+            raise EOFError("the kernel is not serving")
+        with self.shield:
+            anyio.from_thread.run_sync(spawner.start_soon, ask, token=self._loop_token)
+        ok, value = answers.get()
+        if not ok:
+            raise value
+        return str(value)
 
     # -- execution ------------------------------------------------------------------------------
 
@@ -376,6 +435,7 @@ class PythonKernel(Kernel):
         flusher.start()
         result: Any = None
         error: BaseException | None = None
+        self._deferred_interrupt = False
         try:
             self._running_code = True
             if self._interrupt_pending:  # SIGINT came after the request, before the code
