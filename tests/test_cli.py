@@ -583,3 +583,23 @@ def test_run_shows_what_the_kernel_pages(kernel: str, code: str) -> None:
     done = cli("run", "-k", kernel, "-c", code)
     assert done.returncode == 0, done.stderr
     assert "Return the number of items in a container." in done.stdout
+
+
+def test_restart_needs_to_know_the_kernel_name(jupyter_env: Path) -> None:
+    nameless = jupyter_env / "kernel-nameless.json"
+    jupyter_env.mkdir(exist_ok=True)
+    nameless.write_text(
+        json.dumps(
+            {
+                "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
+                "hb_port": 5, "ip": "127.0.0.1", "key": "", "transport": "tcp",
+                "signature_scheme": "hmac-sha256",
+            }
+        )
+    )  # fmt: skip
+    try:
+        done = cli("restart", "nameless")
+        assert done.returncode == 2
+        assert "does not say which kernel it runs" in done.stderr
+    finally:
+        nameless.unlink()

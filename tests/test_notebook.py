@@ -286,3 +286,23 @@ def test_progress_callback_sees_every_cell_that_runs() -> None:
     seen: list[tuple[int, int, str]] = []
     execute_notebook(nb, on_cell=lambda i, n, cell: seen.append((i, n, cell.source)))
     assert seen == [(0, 2, "1"), (1, 2, "2")]
+
+
+def test_a_kernel_ignoring_the_timeout_interrupt_is_given_up_on(
+    monkeypatch: pytest.MonkeyPatch, assert_gone: list[int]
+) -> None:
+    import runtimelib.notebook
+
+    monkeypatch.setattr(runtimelib.notebook, "INTERRUPT_GRACE", 2.0)
+    nb = new_notebook(
+        metadata={"kernelspec": {"name": "runtimelib-python", "display_name": "rt"}},
+        cells=[
+            new_code_cell(
+                "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+            )
+        ],
+    )
+    with pytest.raises(errors.CellTimeoutError) as caught:
+        execute_notebook(nb, timeout=1)
+    assert caught.value.cell_index == 0
+    assert caught.value.ename == ""  # no reply: the kernel never answered

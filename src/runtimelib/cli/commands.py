@@ -166,18 +166,25 @@ def _wait_silent(info: ConnectionInfo, timeout: float) -> bool:
     return False
 
 
+def _ask_to_stop(info: ConnectionInfo, timeout: float, *, restart: bool = False) -> bool:
+    """shutdown_request on control, then wait for the heartbeat to fall silent; True if it did.
+
+    A kernel we did not start has no process of ours to signal: its heartbeat is all we see.
+    """
+    with (
+        KernelClient(info, ready_timeout=None, heartbeat_interval=None) as kc,
+        contextlib.suppress(errors.KernelTimeoutError),
+    ):
+        kc.shutdown(restart=restart, timeout=min(timeout, 5.0))
+    return _wait_silent(info, timeout)
+
+
 def _stop_one(kernel_id: str, path: Path, timeout: float) -> dict[str, Any]:
     info = ConnectionInfo.from_file(path)
     with Heartbeat(info) as heart:
         alive = heart.ping(0.5)
-    if alive:
-        with (
-            KernelClient(info, ready_timeout=None, heartbeat_interval=None) as kc,
-            contextlib.suppress(errors.KernelTimeoutError),
-        ):
-            kc.shutdown(timeout=min(timeout, 5.0))
-        if not _wait_silent(info, timeout):
-            return {"id": kernel_id, "stopped": False, "error": "still answering"}
+    if alive and not _ask_to_stop(info, timeout):
+        return {"id": kernel_id, "stopped": False, "error": "still answering"}
     path.unlink(missing_ok=True)
     return {"id": kernel_id, "stopped": True, "was_alive": alive}
 
@@ -214,12 +221,7 @@ def _restart(args: argparse.Namespace) -> int:
     info = ConnectionInfo.from_file(path)
     if not info.kernel_name:
         raise UsageError(f"{path} does not say which kernel it runs; cannot start it again")
-    with (
-        KernelClient(info, ready_timeout=None, heartbeat_interval=None) as kc,
-        contextlib.suppress(errors.KernelTimeoutError),
-    ):
-        kc.shutdown(restart=True, timeout=min(args.timeout, 5.0))
-    if not _wait_silent(info, args.timeout):
+    if not _ask_to_stop(info, args.timeout, restart=True):
         raise errors.KernelProcessError(f"kernel {kernel_id} did not stop for the restart")
     km = KernelManager(
         info.kernel_name,
@@ -349,10 +351,6 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
 
 
-def _exec(args: argparse.Namespace) -> int:
-    return _run(args)
-
-
 # -- notebooks ---------------------------------------------------------------------------------
 
 
@@ -383,10 +381,9 @@ class _Progress:
             self.terminal.err.write("\r\x1b[K")
             self.terminal.err.flush()
 
-    @staticmethod
-    def _columns() -> int:
+    def _columns(self) -> int:
         try:
-            columns = os.get_terminal_size(sys.stderr.fileno()).columns
+            columns = os.get_terminal_size(self.terminal.err.fileno()).columns
         except OSError:
             columns = 0
         return columns or 80  # a terminal that does not know its size says 0
@@ -479,7 +476,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "restart": _restart,
     "prune": _prune,
     "run": _run,
-    "exec": _exec,
+    "exec": _run,  # run --existing, with the id as a positional argument
     "execute": _execute_notebook,
     "console": _console,
     "completion": _completion,
