@@ -70,15 +70,22 @@ OutputCallback = Callable[[Output], "Awaitable[None] | None"]
 
 
 class _Inbox:
-    """A request's inbox: an unbounded memory stream (bounded by the request's own output)."""
+    """A request's inbox: an unbounded memory stream (bounded by the request's own output).
 
-    def __init__(self) -> None:
+    Given a channel, it takes only that channel's messages (a reply, not the busy and idle
+    statuses around it), so the waiting task is not woken for messages it would throw away.
+    """
+
+    def __init__(self, channel: str | None = None) -> None:
         send: MemoryObjectSendStream[Message[Content] | BaseException]
         receive: MemoryObjectReceiveStream[Message[Content] | BaseException]
         send, receive = anyio.create_memory_object_stream(math.inf)
         self.sender, self.receiver = send, receive
+        self._channel = channel
 
     def put(self, item: Message[Content] | BaseException) -> None:
+        if self._channel is not None and getattr(item, "channel", self._channel) != self._channel:
+            return
         self.sender.send_nowait(item)
 
     async def get(self, deadline: float) -> Message[Content]:
@@ -260,16 +267,13 @@ class AsyncKernelClient:
         """Send a request and return the reply message (matched by msg_id)."""
         name = channel or content.channel
         message = self.session.message(content, channel=name, subshell_id=subshell_id)
-        inbox = _Inbox()
+        inbox = _Inbox(name)
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
         await self._settle(deadline)
         self.router.open(message.msg_id, inbox)
         try:
             await self._send(message)
-            while True:
-                reply = await inbox.get(deadline)
-                if reply.channel == name:
-                    return reply
+            return await inbox.get(deadline)
         finally:
             self.router.close(message.msg_id)
             inbox.close()

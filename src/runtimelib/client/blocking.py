@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..connection import ConnectionInfo
-from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError
+from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, TransportError
 from ..messages import (
     CommInfoReply,
     CommInfoRequest,
@@ -61,21 +61,35 @@ log = logging.getLogger("runtimelib.client")
 R = TypeVar("R", bound=Content)
 
 InputHandler = Callable[[str, bool], str]
+# Blocks until the event is set or the timeout passes: the transport's wait, which may read
+# the sockets in the waiting thread.
+Waiter = Callable[[threading.Event, "float | None"], bool]
 OutputCallback = Callable[[Output], None]
 
 
+class _ClientClosedError(TransportError):
+    """A request was still waiting when its client was closed."""
+
+
 class _Inbox:
-    """A request's inbox, filled by the transport's thread.
+    """A request's inbox, filled by whichever thread reads the sockets (the transport's, or
+    the caller's own while it waits: ``Transport.wait``).
 
     A deque and an event rather than a queue: the consumer is woken once for everything that
     arrived while it was busy, not once per message, which matters when a kernel floods.
+    Given a channel, it takes only that channel's messages (a reply, not the busy and idle
+    statuses around it): each message the caller would throw away costs it a thread switch.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wait: Waiter, channel: str | None = None) -> None:
         self._items: deque[Message[Content] | BaseException] = deque()
         self._ready = threading.Event()
+        self._wait = wait
+        self._channel = channel
 
     def put(self, item: Message[Content] | BaseException) -> None:
+        if self._channel is not None and getattr(item, "channel", self._channel) != self._channel:
+            return
         self._items.append(item)
         self._ready.set()
 
@@ -88,7 +102,7 @@ class _Inbox:
                 if self._items:  # appended between the popleft and the clear
                     continue
                 wait = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
-                if not self._ready.wait(wait):
+                if not self._wait(self._ready, wait):
                     raise KernelTimeoutError("the kernel did not answer in time") from None
                 continue
             if isinstance(item, BaseException):
@@ -97,8 +111,8 @@ class _Inbox:
 
 
 class _Sink:
-    """An inbox that feeds an Execution in the transport's thread and wakes the caller only
-    for input requests, errors and the end."""
+    """An inbox that feeds an Execution in the reading thread and wakes the caller only for
+    input requests, errors and the end."""
 
     def __init__(self, execution: Execution) -> None:
         self.execution = execution
@@ -129,8 +143,9 @@ class KernelClient:
     """A blocking client of one kernel; use it as a context manager.
 
     Safe to call from inside a running event loop (a notebook cell): it never runs one. The
-    transport reads in a thread of its own; callers wait on their request's inbox, and input
-    handlers and output callbacks run in the caller's thread.
+    sockets are read all the time, by the transport's thread, or by a caller while it waits
+    for its reply (no thread switch between the reply and the caller). Input handlers and
+    output callbacks run in the caller's thread.
     """
 
     def __init__(
@@ -180,6 +195,8 @@ class KernelClient:
                 heartbeat_misses=misses,
             )
         self._closed.clear()
+        if isinstance(self.router.failure, _ClientClosedError):
+            self.router.recover()
         self.transport.start(self.router.dispatch, self.router.fail, self.router.recover)
         self._started = True
         if self._process is not None:
@@ -201,6 +218,8 @@ class KernelClient:
             return
         self._started = False
         self._closed.set()
+        # Requests waiting in other threads end now rather than never.
+        self._fail(_ClientClosedError("the client was closed while waiting for the kernel"))
         if self.transport is not None:
             self.transport.close()
 
@@ -231,7 +250,7 @@ class KernelClient:
             if process is None or not process.is_alive():
                 if process is not None and self.router.failure is None:
                     code = process.wait(1.0)
-                    self.router.fail(KernelDiedError(f"the kernel exited with code {code}"))
+                    self._fail(KernelDiedError(f"the kernel exited with code {code}"))
                 self._closed.wait(0.05)
                 continue
             if process is not self._seen:
@@ -247,7 +266,7 @@ class KernelClient:
         new one (any message newer than it), or the idle that ends a request could be lost.
         """
         if self.router.failure is None:
-            self.router.fail(KernelDiedError("the kernel was restarted"))
+            self._fail(KernelDiedError("the kernel was restarted"))
         limit = time.monotonic() + RESUBSCRIBE_WAIT
         while (
             self.router.last_iopub < process.started
@@ -271,6 +290,18 @@ class KernelClient:
             if process is self._seen and self.router.failure is None:
                 return
             time.sleep(0.02)
+
+    def _wait(self, event: threading.Event, timeout: float | None) -> bool:
+        transport = self.transport
+        if transport is None or not self._started:
+            return event.wait(timeout)
+        return transport.wait(event, timeout)
+
+    def _fail(self, error: BaseException) -> None:
+        """End every pending request with ``error`` (from a thread of ours, not a delivery)."""
+        self.router.fail(error)
+        if self.transport is not None:
+            self.transport.wakeup()
 
     def _send(self, message: Message[Any]) -> None:
         if not self._started or self.transport is None:
@@ -303,16 +334,13 @@ class KernelClient:
         """Send a request and return the reply message (matched by msg_id)."""
         name = channel or content.channel
         message = self.session.message(content, channel=name, subshell_id=subshell_id)
-        inbox = _Inbox()
+        inbox = _Inbox(self._wait, name)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
         self._settle(deadline)
         self.router.open(message.msg_id, inbox)
         try:
             self.send(message)
-            while True:
-                reply = inbox.get(deadline)
-                if reply.channel == name:
-                    return reply
+            return inbox.get(deadline)
         finally:
             self.router.close(message.msg_id)
 
@@ -419,7 +447,7 @@ class KernelClient:
                 readiness.heard_iopub = True
             while not readiness.ready:
                 request = readiness.request()
-                inbox = _Inbox()
+                inbox = _Inbox(self._wait)
                 self.router.open(request.msg_id, inbox)
                 current.append(inbox)
                 try:
@@ -475,7 +503,7 @@ class KernelClient:
     def _run(
         self, execution: Execution, timeout: float | None, input: InputHandler | None
     ) -> Iterator[Message[Content]]:
-        inbox = _Inbox()
+        inbox = _Inbox(self._wait)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
         self._settle(deadline)
         self.router.open(execution.msg_id, inbox)
@@ -540,11 +568,11 @@ class KernelClient:
     def _collect(
         self, execution: Execution, timeout: float | None, input: InputHandler | None
     ) -> None:
-        """Run an execution whose outputs are collected in the transport's thread.
+        """Run an execution whose outputs are collected as they are read.
 
-        Without a callback there is nothing for this thread to do per message: it sleeps until
-        the kernel is idle (or asks for input), leaving the CPU to the reader, which keeps up
-        with a flooding kernel on a small machine.
+        Without a callback nothing else happens per message: the outputs go into the
+        execution in the reading thread (usually this one, waiting), and this thread only
+        wakes for input requests, errors and the end.
         """
         sink = _Sink(execution)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
@@ -554,7 +582,7 @@ class KernelClient:
             self._send(execution.request)
             while True:
                 wait = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
-                if not sink.wake.wait(wait):
+                if not self._wait(sink.wake, wait):
                     raise KernelTimeoutError("the kernel did not answer in time")
                 sink.wake.clear()
                 if sink.error is not None:

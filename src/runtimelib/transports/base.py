@@ -8,6 +8,7 @@ interface only, so a new transport needs nothing else changed.
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +59,8 @@ class AsyncTransport(abc.ABC):
 
 
 class Transport(abc.ABC):
-    """A transport for blocking code: it reads in a background thread of its own."""
+    """A transport for blocking code: it reads in a background thread of its own (or, while
+    a caller waits, maybe in the caller's thread: see ``wait``)."""
 
     session: Session
 
@@ -74,6 +76,17 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def send(self, message: Message[Any]) -> None:
         """Send a message on its ``channel``; callable from any thread."""
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Block until ``event`` is set (True) or ``timeout`` passes (False).
+
+        A transport may read and deliver in the caller's thread meanwhile, sparing a thread
+        switch per reply; this one leaves it to its own thread.
+        """
+        return event.wait(timeout)
+
+    def wakeup(self) -> None:  # noqa: B027 - optional, and nothing to do by default
+        """An event a caller waits on was set outside the transport's deliveries."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
-import queue
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -451,8 +453,11 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
 class ZmqTransport(_ZmqSettings, Transport):
     """All channels of a kernel over ZeroMQ, for blocking code.
 
-    One I/O thread owns the sockets: it reads every channel continuously (so the kernel never
-    outruns the client), delivers each message, sends what callers queue, and beats the heart.
+    The sockets are read continuously, so the kernel never outruns the client: by a thread of
+    the transport while nobody waits, and by the waiting caller itself while one does
+    (``wait``). A reply then reaches the thread that asked for it without a thread switch,
+    and a flood of output is taken off the wire by the thread that collects it. Sends go
+    straight out from the caller's thread. The transport's thread also beats the heart.
     """
 
     _thread: _IOThread | None = None
@@ -463,7 +468,7 @@ class ZmqTransport(_ZmqSettings, Transport):
         dead: Callable[[BaseException], None],
         alive: Callable[[], None],
     ) -> None:
-        """Start the I/O thread; returns once the sockets are connected."""
+        """Connect and start the transport's thread; returns once the sockets are connected."""
         if self._thread is not None:
             return
         thread = _IOThread(self, deliver, dead, alive)
@@ -474,23 +479,75 @@ class ZmqTransport(_ZmqSettings, Transport):
         self._thread = thread
 
     def send(self, message: Message[Any]) -> None:
-        """Queue a message for the I/O thread to send; signed here, in the caller's thread."""
+        """Sign and send a message on its channel, from the caller's thread."""
         thread = self._thread
         if thread is None:
             raise TransportError("the transport is not started")
-        thread.outbox.put((message.channel or "shell", self.session.serialize(message)))
-        thread.wake()
+        thread.send(message.channel or "shell", self.session.serialize(message))
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Wait for ``event``, reading the sockets meanwhile; False on timeout."""
+        thread = self._thread
+        if thread is None:
+            return event.wait(timeout)
+        return thread.wait(event, timeout)
+
+    def wakeup(self) -> None:
+        """Make a waiting caller look at its event again (it was set from elsewhere)."""
+        thread = self._thread
+        if thread is not None:
+            thread.wake_reader()
 
     def close(self) -> None:
-        """Stop the I/O thread, which closes the sockets."""
+        """Stop the thread, which closes the sockets."""
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.stop()
             thread.join(5)
 
 
+POLLIN = zmq.POLLIN
+
+#: Messages read per batch before delivering them (and letting a deferred Ctrl-C through).
+_BATCH = 256
+
+#: How long a waiting reader sleeps at most before looking at its event again.
+_WAIT_SLICE = 0.1
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold back a Ctrl-C (in the main thread) until the block is done.
+
+    A KeyboardInterrupt raised between the frames of a message, or between reading a message
+    and delivering it, would lose that message; the handler runs right after instead.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):  # SIG_DFL or SIG_IGN: nothing runs in Python
+        yield
+        return
+    caught: list[FrameType | None] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        if caught:
+            handler(signal.SIGINT, caught[0])
+
+
 class _IOThread(threading.Thread):
-    """Owns a ZmqTransport's sockets: reads, delivers, sends queued frames, beats the heart."""
+    """Owns a ZmqTransport's sockets and decides who reads them.
+
+    One reader at a time (``owner``) drains the message sockets and delivers: this thread
+    while no caller waits, else a waiting caller. Any thread may send: ``_lock`` serialises
+    every call into the message sockets, and readers poll the sockets' descriptors, not the
+    sockets, so they hold no lock while they sleep. Deliveries happen outside the lock, so a
+    handler may send (a comm's reply).
+    """
 
     def __init__(
         self,
@@ -502,29 +559,166 @@ class _IOThread(threading.Thread):
         super().__init__(name="runtimelib-zmq-io", daemon=True)
         self.transport = transport
         self.deliver, self.dead, self.alive = deliver, dead, alive
-        self.outbox: queue.SimpleQueue[tuple[str, list[Any]]] = queue.SimpleQueue()
-        # A pipe wakes the poller when callers queue a message: writing to it is thread-safe,
-        # unlike touching a zmq socket from another thread.
+        # Two pipes: one tells this thread to look at the roles again (or stop), one wakes
+        # whoever reads (a send consumed the socket's signal, or an event was set elsewhere).
+        # Writing to a pipe is thread-safe, unlike touching a zmq socket from two threads.
         self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
+        self._read_r, self._read_w = os.pipe()
+        for fd in (self._wake_r, self._read_r):
+            os.set_blocking(fd, False)
         self._stopping = False
+        self._lock = threading.Lock()
+        self._roles = threading.Condition()
+        self._owner: int | None = None  # the reading thread's ident
+        self._waiting = 0  # callers in wait()
         # A context of its own: its I/O thread serves only this client, and nothing another
         # client left in a shared context can affect it.
         self.context: zmq.Context[Any] = zmq.Context()
+        self.sockets: dict[str, zmq.Socket[Any]] = {}
+        self._readers = zmq.Poller()  # the sockets' descriptors, and the reader's pipe
         self.started = threading.Event()
         self.error: BaseException | None = None
+
+    # -- any thread ---------------------------------------------------------------------------
 
     def wake(self) -> None:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
+    def wake_reader(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._read_w, b"x")
+
     def stop(self) -> None:
         self._stopping = True
         self.wake()
+        self.wake_reader()
+
+    def send(self, channel: str, frames: list[Any]) -> None:
+        with self._lock:
+            sock = self.sockets.get(channel)
+            if sock is None or self._stopping:
+                raise TransportError(f"no channel {channel!r} to send on")
+            try:
+                # Never block with the lock held: a full queue means the kernel has not read
+                # its channel for a thousand messages.
+                sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                raise TransportError(f"the kernel is not reading its {channel} channel") from None
+            except zmq.ZMQError as exc:
+                raise TransportError(f"cannot send on {channel}: {exc}") from exc
+            # Sending may consume the signal that a message arrived on this socket; the
+            # reader sleeping on the descriptor would then not see it.
+            if zmq_events(sock) & POLLIN:
+                self.wake_reader()
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Wait for ``event``, as the reader when no other thread reads."""
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        me = threading.get_ident()
+        with self._roles:
+            nested = self._owner == me  # a delivery's handler waits for a reply
+            if not nested:
+                self._waiting += 1
+        if not nested:
+            self.wake()  # this thread hands over the reading
+        try:
+            while not event.is_set():
+                if self._stopping:  # the sockets are going: only the event is left
+                    left = None if deadline == math.inf else max(deadline - time.monotonic(), 0)
+                    return event.wait(left)
+                if time.monotonic() >= deadline:
+                    return False
+                if nested or self._take_reading(event, deadline):
+                    try:
+                        self._read_until(event.is_set, deadline)
+                    finally:
+                        if not nested:
+                            with self._roles:
+                                self._owner = None
+                                self._roles.notify_all()
+            return True
+        finally:
+            if not nested:
+                with self._roles:
+                    self._waiting -= 1
+                    last = self._waiting == 0
+                if last:
+                    self.wake()  # this thread reads again
+
+    # -- readers ------------------------------------------------------------------------------
+
+    def _take_reading(self, event: threading.Event, deadline: float) -> bool:
+        """Become the reader (another waiting caller may be); False if ``event`` was set, the
+        time ran out or the transport stops first."""
+        me = threading.get_ident()
+        with self._roles:
+            while self._owner not in (None, me):
+                if event.is_set() or self._stopping:
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                # The reader notifies after each delivery; the slice bounds a missed one.
+                self._roles.wait(min(left, _WAIT_SLICE))
+            if event.is_set():
+                return False
+            self._owner = me
+            return True
+
+    def _read_until(self, done: Callable[[], bool], deadline: float) -> None:
+        """Drain and deliver until ``done()``, the deadline or a stop (as the reader)."""
+        while not done() and not self._stopping:
+            if self._drain():
+                continue  # more may be queued: the descriptor will not signal it again
+            if done():
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            for item, _ in self._readers.poll(int(min(left, _WAIT_SLICE) * 1000) + 1):
+                if item == self._read_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._read_r, 65536)
+
+    def _drain(self) -> bool:
+        """Read what the sockets hold (iopub first, so a reply follows the outputs sent
+        before it, as far as two sockets allow) and deliver it; True if a batch filled."""
+        with self._lock:
+            ready = [(n, sock) for n, sock in self.sockets.items() if zmq_events(sock) & POLLIN]
+        if not ready:
+            return False
+        batch: list[tuple[str, list[bytes]]] = []
+        with _sigint_deferred():
+            with self._lock:
+                for name, sock in ready:
+                    while len(batch) < _BATCH:
+                        try:
+                            batch.append((name, recv_parts(sock, zmq.NOBLOCK)))
+                        except zmq.Again:
+                            break
+                        except zmq.ZMQError as exc:  # closed under us: we are stopping
+                            log.debug("cannot read %s: %s", name, exc)
+                            return False
+            session, deliver = self.transport.session, self.deliver
+            for name, frames in batch:
+                try:
+                    message = session.deserialize(frames, channel=name)
+                except RemoteProtocolError as exc:
+                    log.warning("dropped a malformed message on %s: %s", name, exc)
+                    continue
+                deliver(message)
+        if batch and self._waiting > 1:
+            with self._roles:  # other waiting callers look at their events again
+                self._roles.notify_all()
+        return len(batch) >= _BATCH
+
+    # -- this thread --------------------------------------------------------------------------
 
     def run(self) -> None:
         transport = self.transport
         try:
+            # iopub first: _drain reads in this order.
             sockets = {
                 name: client_socket(
                     transport.info,
@@ -532,68 +726,62 @@ class _IOThread(threading.Thread):
                     session_id=transport.session.session_id,
                     context=self.context,
                 )
-                for name in MESSAGE_CHANNELS
+                for name in ("iopub", "shell", "control", "stdin")
             }
         except TransportError as exc:
             self.error = exc
             self.started.set()
             return
-        by_socket = {sock: name for name, sock in sockets.items()}
-        iopub = sockets["iopub"]
-        poller = zmq.Poller()
+        self.sockets = sockets
         for sock in sockets.values():
-            poller.register(sock, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
-        heart = _HeartWatch(self, poller)
+            self._readers.register(sock.getsockopt(zmq.FD), zmq.POLLIN)
+        self._readers.register(self._read_r, zmq.POLLIN)
+        idle = zmq.Poller()  # while a caller reads: the heart and the wake pipe only
+        idle.register(self._wake_r, zmq.POLLIN)
+        heart = _HeartWatch(self, idle)
+        reading = zmq.Poller()  # while this thread reads: the same, and the sockets
+        for fd, _ in self._readers.sockets:
+            reading.register(fd, zmq.POLLIN)
+        reading.register(self._wake_r, zmq.POLLIN)
+        if heart.socket is not None:
+            reading.register(heart.socket, zmq.POLLIN)
+        me = threading.get_ident()
         self.started.set()
         try:
             while not self._stopping:
-                ready = poller.poll(heart.poll_ms())
-                # iopub first: a reply and the outputs before it then arrive in the order the
-                # kernel sent them, as far as two sockets allow.
-                ready.sort(key=lambda event: event[0] is not iopub)
+                with self._roles:
+                    if self._waiting == 0 and self._owner is None:
+                        self._owner = me
+                    elif self._waiting and self._owner == me:
+                        self._owner = None
+                        self._roles.notify_all()
+                    mine = self._owner == me
+                if mine and self._drain():
+                    continue
+                ready = (reading if mine else idle).poll(heart.poll_ms())
                 for item, _ in ready:
                     if item == self._wake_r:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self._wake_r, 65536)
+                    elif item == self._read_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self._read_r, 65536)
                     elif item is heart.socket:
                         heart.on_beat()
-                    else:
-                        self._drain(item, by_socket[item])
                 heart.tick()
-                self._flush(sockets)
         finally:
             heart.close()
-            for sock in sockets.values():
-                sock.close(linger=500)
+            with self._roles:  # a reading caller sees _stopping and lets go
+                while self._owner not in (None, me):
+                    self._roles.wait(_WAIT_SLICE)
+                self._owner = me
+            with self._lock:
+                self.sockets = {}
+                for sock in sockets.values():
+                    sock.close(linger=500)
             self.context.term()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-
-    def _flush(self, sockets: dict[str, zmq.Socket[Any]]) -> None:
-        while True:
-            try:
-                channel, frames = self.outbox.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                sockets[channel].send_multipart(frames, copy=False)
-            except (KeyError, zmq.ZMQError) as exc:
-                log.error("cannot send on %s: %s", channel, exc)
-
-    def _drain(self, sock: zmq.Socket[Any], channel: str) -> None:
-        session, deliver = self.transport.session, self.deliver
-        while True:
-            try:
-                frames = recv_parts(sock, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                message = session.deserialize(frames, channel=channel)
-            except RemoteProtocolError as exc:
-                log.warning("dropped a malformed message on %s: %s", channel, exc)
-                continue
-            deliver(message)
+            for fd in (self._wake_r, self._wake_w, self._read_r, self._read_w):
+                os.close(fd)
 
 
 class _HeartWatch:
@@ -638,6 +826,7 @@ class _HeartWatch:
                 self.thread.dead(
                     KernelDiedError(f"the kernel missed {self.misses} heartbeats in a row")
                 )
+                self.thread.wake_reader()  # a caller reading for its reply must see it
         with contextlib.suppress(zmq.ZMQError):
             self.socket.send(b"ping", zmq.NOBLOCK)
         self.waiting = True
