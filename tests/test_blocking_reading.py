@@ -71,12 +71,15 @@ def _interrupted_flood(kc: KernelClient) -> int:
     sent = False
     idle = threading.Event()
 
+    flood: list[str | None] = []  # the execute's msg_id, from its outputs
+
     def count(message: Message[Content]) -> None:
         nonlocal lines, sent
-        if message.content == Status(execution_state="idle"):
+        if message.content == Status(execution_state="idle") and message.parent_id in flood:
             idle.set()
         if not isinstance(message.content, Stream):
             return
+        flood[:] = [message.parent_id]
         lines += message.content.text.count("\n")
         if threading.current_thread() is not main or sent:
             return

@@ -65,6 +65,11 @@ _IOPUB_RCVBUF = 8 * 1024 * 1024
 _LINGER_MS = 1000
 
 
+# Plain ints: flag enums cost a call on every test in the hot paths.
+POLLIN = int(zmq.POLLIN)
+POLLOUT = int(zmq.POLLOUT)
+_EVENTS = int(zmq.EVENTS)
+
 #: How soon a client socket retries a refused connection (libzmq's default is 100 ms).
 _RECONNECT_MS = 10
 
@@ -145,7 +150,7 @@ def recv_parts(sock: zmq.Socket[Any], flags: int = 0) -> list[bytes]:
 
 def zmq_events(sock: zmq.Socket[Any]) -> int:
     """What the socket can do now (ZMQ_EVENTS); reading it re-arms ZMQ_FD."""
-    events: int = sock.getsockopt(zmq.EVENTS)  # type: ignore[assignment]
+    events: int = sock.get(_EVENTS)  # type: ignore[assignment]
     return events
 
 
@@ -210,7 +215,7 @@ class AsyncChannel(_ChannelBase):
     async def send(self, message: Message[Any]) -> None:
         """Sign and send a message."""
         frames = self.session.serialize(message)
-        await self._wait(zmq.POLLOUT)
+        await self._wait(POLLOUT)
         try:
             self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as exc:
@@ -219,8 +224,9 @@ class AsyncChannel(_ChannelBase):
 
     def _nudge(self) -> None:
         # A send processes the socket's pending events and can swallow the edge of ZMQ_FD that
-        # a waiting reader needs: if something is ready, wake the waiters to look again.
-        if self._waits and zmq_events(self.socket):
+        # a waiting reader needs: if a message is ready, wake the waiters to look again. (Not
+        # for POLLOUT, which a socket that can send shows nearly always.)
+        if self._waits and zmq_events(self.socket) & POLLIN:
             for scope in self._waits:
                 scope.cancel()
 
@@ -243,7 +249,7 @@ class AsyncChannel(_ChannelBase):
             try:
                 return recv_parts(self.socket, zmq.NOBLOCK)
             except zmq.Again:
-                await self._wait(zmq.POLLIN)
+                await self._wait(POLLIN)
             except zmq.ZMQError as exc:
                 raise TransportError(
                     f"cannot receive on the {self.channel} channel: {exc}"
@@ -329,7 +335,7 @@ class AsyncHeartbeat(_HeartbeatBase):
         with anyio.move_on_after(timeout):
             sock.send(payload, zmq.NOBLOCK)
             while True:
-                while not zmq_events(sock) & zmq.POLLIN:
+                while not zmq_events(sock) & POLLIN:
                     await anyio.wait_readable(fd)
                 with contextlib.suppress(zmq.Again):
                     if sock.recv(zmq.NOBLOCK) == payload:
@@ -505,8 +511,6 @@ class ZmqTransport(_ZmqSettings, Transport):
             thread.stop()
             thread.join(5)
 
-
-POLLIN = zmq.POLLIN
 
 #: Messages read per batch before delivering them (and letting a deferred Ctrl-C through).
 _BATCH = 256
