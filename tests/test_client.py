@@ -1295,6 +1295,112 @@ def test_a_send_does_not_hide_a_reply_that_already_arrived_blocking(
     _check_order(kernel, [first, *rest], reply_last=False)
 
 
+# -- a flood of output is never lost -------------------------------------------------------------
+# The kernel prints as fast as it can and the client must take every line, in order, also when
+# its own thread stops reading for a while in the middle of the flood: nothing the kernel sent
+# may be lost on the client's side, and the client must keep up so that the kernel has no
+# reason to drop.
+#
+# A real kernel's PUB socket drops output once 1,000 messages wait for one subscriber (its
+# default high-water mark), and that can happen with any reader: when the kernel's own
+# publishing threads are starved of CPU on this 2-core machine, a plain pyzmq reader lost lines
+# of bash_kernel's 20,000-line flood in 2 of 10 runs, and xeus-python dropped runs of a few
+# hundred lines in 5 of 160 floods read by the async client (and in none of 25 read by plain
+# pyzmq: too few runs to tell the two apart). So the floods from real kernels stay under that
+# mark, where any loss is the client's. The 20,000-line floods go to runtimelib-python, whose
+# iopub never drops (no high-water mark), so every line it does not deliver is the client's
+# fault; ipykernel batches its prints into a few messages, so its 20,000 lines are safe too.
+
+FLOODS = {
+    "runtimelib-python": ("for i in range({n}): print(i, flush=True)", 20_000),
+    "python3": ("for i in range({n}): print(i)", 20_000),
+    # Two messages a line (the text, then its newline): 900 messages.
+    "xpython": ("for i in range({n}): print(i)", 450),
+    "bash": ("seq 0 {last}", 900),
+}
+
+
+def _flood(kernel: str) -> str:
+    code, lines = FLOODS[kernel]
+    return code.format(n=lines, last=lines - 1)
+
+
+def _check_flood(kernel: str, result: ExecutionResult) -> None:
+    """Every line of the flood arrived, in order (bash_kernel reads bash through a pty and now
+    and then leaves the terminal's carriage return of a line break that fell between two
+    reads). A failure names the lines that are missing."""
+    _ok(result)
+    lines = FLOODS[kernel][1]
+    text = result.stdout.replace("\r\n", "\n") if kernel == "bash" else result.stdout
+    if text != "".join(f"{i}\n" for i in range(lines)):
+        got = text.split("\n")
+        seen = {int(line) for line in got if line.isdigit()}
+        missing = sorted(set(range(lines)) - seen)
+        odd = [line for line in got[:-1] if not line.isdigit()][:5]
+        pytest.fail(
+            f"{len(missing)} of {lines} lines missing (first {missing[:3]}, last"
+            f" {missing[-3:]}), {len(result.outputs)} outputs, odd lines {odd}"
+        )
+
+
+class _Stall:
+    """An output callback that blocks its thread for ``seconds`` at the first output."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.outputs = 0
+
+    def __call__(self, output: Output) -> None:
+        self.outputs += 1
+        if self.outputs == 1:
+            time.sleep(self.seconds)  # no reading meanwhile: the kernel keeps printing
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stall", [0.0, 1.0], ids=["reading", "stalled"])
+@pytest.mark.parametrize("kernel", FLOODS)
+async def test_flood_arrives_whole(kernel: str, stall: float, shared: SharedKernels) -> None:
+    async with async_client(shared(kernel)) as kc:
+        stalled = _Stall(stall)
+        result = await kc.execute(_flood(kernel), timeout=120, on_output=stalled)
+    _check_flood(kernel, result)
+    assert stalled.outputs >= 1
+
+
+@pytest.mark.parametrize("stall", [0.0, 1.0], ids=["reading", "stalled"])
+@pytest.mark.parametrize("kernel", FLOODS)
+def test_flood_arrives_whole_blocking(kernel: str, stall: float, shared: SharedKernels) -> None:
+    with blocking_client(shared(kernel)) as kc:
+        stalled = _Stall(stall)
+        result = kc.execute(_flood(kernel), timeout=120, on_output=stalled)
+        _check_flood(kernel, result)
+        # And without a callback, where the outputs are collected in the reading thread.
+        plain = kc.execute(_flood(kernel), timeout=120)
+    _check_flood(kernel, plain)
+    assert stalled.outputs >= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kernel", ["runtimelib-python", "python3"])
+async def test_reader_without_epoll(
+    kernel: str, shared: SharedKernels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where there is no epoll (macOS, Windows), a task waits on each socket instead: the
+    same requests, flood and comm exchange work."""
+    import runtimelib.transports.zmq as zmq_transport
+
+    monkeypatch.setattr(zmq_transport, "_epoll", None)
+    async with async_client(shared.for_comms(kernel)) as kc:
+        result = await kc.execute(_flood(kernel), timeout=120)
+        infos = [await kc.kernel_info(timeout=T) for _ in range(20)]
+        comm = kc.comms.open("nobody-listens-here")
+        after = await kc.execute("print('after')", timeout=T)
+    _check_flood(kernel, result)
+    assert len({info.implementation for info in infos}) == 1
+    assert after.stdout == "after\n"
+    assert comm.comm_id
+
+
 # -- many executes, many requests in flight -----------------------------------------------------
 
 NOOP = {"python3": "n = 1", "xpython": "n = 1", "bash": "true"}

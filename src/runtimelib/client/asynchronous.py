@@ -5,13 +5,13 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..connection import ConnectionInfo
 from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, TransportError
@@ -70,43 +70,47 @@ OutputCallback = Callable[[Output], "Awaitable[None] | None"]
 
 
 class _Inbox:
-    """A request's inbox: an unbounded memory stream (bounded by the request's own output).
+    """A request's inbox: a deque, and an event while its task waits.
 
     Given a channel, it takes only that channel's messages (a reply, not the busy and idle
     statuses around it), so the waiting task is not woken for messages it would throw away.
+    The task is woken once for everything that arrived while it ran, not once per message.
     """
 
     def __init__(self, channel: str | None = None) -> None:
-        send: MemoryObjectSendStream[Message[Content] | BaseException]
-        receive: MemoryObjectReceiveStream[Message[Content] | BaseException]
-        send, receive = anyio.create_memory_object_stream(math.inf)
-        self.sender, self.receiver = send, receive
+        self._items: deque[Message[Content] | BaseException] = deque()
+        self._arrived: anyio.Event | None = None
         self._channel = channel
 
     def put(self, item: Message[Content] | BaseException) -> None:
         if self._channel is not None and getattr(item, "channel", self._channel) != self._channel:
             return
-        self.sender.send_nowait(item)
+        self._items.append(item)
+        if self._arrived is not None:
+            self._arrived.set()
 
     async def get(self, deadline: float) -> Message[Content]:
         # What is already here is taken without a trip through the event loop: during a flood
-        # that trip (a cancel scope and a checkpoint per message) cost more than the message.
-        try:
-            item = self.receiver.receive_nowait()
-        except anyio.WouldBlock:
-            item = await self._wait(deadline)
+        # that trip cost more than the message.
+        while not self._items:
+            self._arrived = arrived = anyio.Event()
+            try:
+                if deadline == math.inf:
+                    await arrived.wait()
+                else:
+                    with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+                        await arrived.wait()
+                    if not self._items:
+                        raise KernelTimeoutError("the kernel did not answer in time")
+            finally:
+                self._arrived = None
+        item = self._items.popleft()
         if isinstance(item, BaseException):
             raise item
         return item
 
-    async def _wait(self, deadline: float) -> Message[Content] | BaseException:
-        with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
-            return await self.receiver.receive()
-        raise KernelTimeoutError("the kernel did not answer in time")
-
     def close(self) -> None:
-        self.sender.close()
-        self.receiver.close()
+        self._items.clear()
 
 
 class AsyncKernelClient:
