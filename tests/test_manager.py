@@ -174,6 +174,42 @@ async def test_shutdown_escalates_for_a_kernel_ignoring_sigterm(assert_gone: lis
     assert km.process.returncode == -signal.SIGKILL
 
 
+BUSY = "import time; time.sleep(100)"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["python3", "python3-message-interrupt"])
+async def test_shutdown_interrupts_a_busy_kernel_first(name: str, assert_gone: list[int]) -> None:
+    """A kernel in the middle of a long cell gets to the shutdown_request (ipykernel cannot
+    end while its main thread runs the cell): it is interrupted first, by signal or message,
+    and exits cleanly instead of waiting out the budget for SIGTERM."""
+    km = AsyncKernelManager(name, shutdown_timeout=60.0)
+    await km.start()
+    assert km.pid is not None
+    assert km.connection_info is not None
+    assert_gone.append(km.pid)
+    with Channel.connect(km.connection_info, "shell") as shell:
+        _execute(shell, "print('started', flush=True)\n" + BUSY)
+        time.sleep(1.0)  # the cell is running
+        await km.shutdown()
+    assert km.process is not None
+    assert km.process.returncode == 0  # the request ended it, not SIGTERM (-15) or SIGKILL
+
+
+def test_shutdown_interrupts_a_busy_kernel_first_blocking(assert_gone: list[int]) -> None:
+    km = KernelManager("python3", shutdown_timeout=60.0)
+    km.start()
+    assert km.pid is not None
+    assert km.connection_info is not None
+    assert_gone.append(km.pid)
+    with Channel.connect(km.connection_info, "shell") as shell:
+        _execute(shell, BUSY)
+        time.sleep(1.0)
+        km.shutdown()
+    assert km.process is not None
+    assert km.process.returncode == 0
+
+
 @pytest.mark.anyio
 async def test_missing_binary_is_a_launch_error() -> None:
     with pytest.raises(errors.KernelLaunchError, match="nonexistent"):

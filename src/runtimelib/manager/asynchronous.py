@@ -211,7 +211,10 @@ class AsyncKernelManager(ManagerBase):
             if graceful and process.is_alive() and self.connection_info is not None:
                 control = AsyncChannel.connect(self.connection_info, "control")
                 try:
+                    interrupt = self._interrupt_first(process)
                     with anyio.move_on_after(0.5):
+                        if interrupt is not None:
+                            await control.send(control.message(interrupt))
                         await control.send(control.message(ShutdownRequest(restart=restart)))
                     with anyio.move_on_after(after_request):
                         await process.wait_async()

@@ -202,6 +202,9 @@ class KernelManager(ManagerBase):
         self._stopping = not restart
         if graceful and process.is_alive() and self.connection_info is not None:
             with Channel.connect(self.connection_info, "control") as control:
+                interrupt = self._interrupt_first(process)
+                if interrupt is not None:
+                    control.send(control.message(interrupt))
                 control.send(control.message(ShutdownRequest(restart=restart)))
                 process.wait(after_request)
         if process.is_alive():
