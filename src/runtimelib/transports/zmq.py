@@ -16,6 +16,7 @@ import select
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -680,39 +681,90 @@ _BATCH = 256
 #: How long a waiting reader sleeps at most before looking at its event again.
 _WAIT_SLICE = 0.1
 
+#: The transport's thread goes back to reading only once no caller has waited for this long:
+#: callers making one request after another read their own replies, and the thread, which
+#: would wake for each message just to leave it to them, stays away (it looks again this
+#: often while callers read).
+_QUIET = 0.01
 
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold back a Ctrl-C (in the main thread) until the block is done.
+
+def _min_ms(poll_ms: int | None, seconds: float) -> int:
+    limit = int(seconds * 1000)
+    return limit if poll_ms is None else min(poll_ms, limit)
+
+
+class _HeldSigint:
+    """Holds a Ctrl-C back while the main thread reads and delivers a batch.
 
     A KeyboardInterrupt raised between the frames of a message, or between reading a message
-    and delivering it, would lose that message; the handler runs right after instead.
+    and delivering it, would lose that message; the handler runs right after the batch
+    instead. The holding handler is installed once per wait (``installed``), not per batch:
+    setting a signal handler costs more than a small message.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handler = signal.getsignal(signal.SIGINT)
-    if not callable(handler):  # SIG_DFL or SIG_IGN: nothing runs in Python
-        yield
-        return
-    caught: list[FrameType | None] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
-    try:
-        yield
-    finally:
+
+    def __init__(self) -> None:
+        self.original: Callable[[int, FrameType | None], Any] | None = None
+        self.holding = False
+        self.caught: list[FrameType | None] = []
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Around a wait: Ctrl-C acts at once, except inside ``held``."""
+        original = signal.getsignal(signal.SIGINT)
+        if (
+            self.original is not None  # nested: already installed
+            or threading.current_thread() is not threading.main_thread()
+            or not callable(original)  # SIG_DFL or SIG_IGN: nothing runs in Python
+        ):
+            yield
+            return
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self.holding:
+                self.caught.append(frame)
+            else:
+                original(signum, frame)
+
         signal.signal(signal.SIGINT, handler)
-        if caught:
-            handler(signal.SIGINT, caught[0])
+        self.original = original
+        try:
+            yield
+        finally:
+            self.original = None
+            signal.signal(signal.SIGINT, original)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold Ctrl-C back until the block is done (in the main thread, while installed)."""
+        original = self.original
+        if original is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            if self.caught:
+                frame = self.caught[0]
+                self.caught.clear()
+                original(signal.SIGINT, frame)
 
 
 class _IOThread(threading.Thread):
     """Owns a ZmqTransport's sockets and decides who reads them.
 
-    One reader at a time (``owner``) drains the message sockets and delivers: this thread
-    while no caller waits, else a waiting caller. Any thread may send: ``_lock`` serialises
-    every call into the message sockets, and readers poll the sockets' descriptors, not the
-    sockets, so they hold no lock while they sleep. Deliveries happen outside the lock, so a
-    handler may send (a comm's reply).
+    One reader at a time (``owner``) drains the message sockets and delivers: a caller
+    waiting for its reply, or else this thread. This thread holds the role only while it
+    drains, never while it sleeps, so a caller that starts waiting becomes the reader at
+    once, with no hand-over; and while callers wait, and for a moment after (``_QUIET``),
+    this thread sleeps away from the sockets, on its pipe and the heartbeat only.
+
+    Any thread may send: ``_lock`` serialises every call into the message sockets, and
+    readers poll the sockets' descriptors, not the sockets, so they hold no lock while they
+    sleep. Deliveries happen outside the lock, so a handler may send (a comm's reply), and
+    from one queue, so a handler that waits for a reply (and reads meanwhile) still sees
+    the messages in the order they arrived.
     """
 
     def __init__(
@@ -737,6 +789,10 @@ class _IOThread(threading.Thread):
         self._roles = threading.Condition()
         self._owner: int | None = None  # the reading thread's ident
         self._waiting = 0  # callers in wait()
+        self._wait_ended = 0.0  # when the last caller stopped waiting (time.monotonic())
+        self._sigint = _HeldSigint()
+        # Read but not yet delivered: a handler that reads in its delivery takes these first.
+        self._undelivered: deque[tuple[str, list[bytes]]] = deque()
         # A context of its own: its I/O thread serves only this client, and nothing another
         # client left in a shared context can affect it.
         self.context: zmq.Context[Any] = zmq.Context()
@@ -779,44 +835,45 @@ class _IOThread(threading.Thread):
                 self.wake_reader()
 
     def wait(self, event: threading.Event, timeout: float | None) -> bool:
-        """Wait for ``event``, as the reader when no other thread reads."""
+        """Wait for ``event``, as the reader when no other caller reads."""
+        if event.is_set():
+            return True
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         me = threading.get_ident()
         with self._roles:
             nested = self._owner == me  # a delivery's handler waits for a reply
             if not nested:
                 self._waiting += 1
-        if not nested:
-            self.wake()  # this thread hands over the reading
         try:
-            while not event.is_set():
-                if self._stopping:  # the sockets are going: only the event is left
-                    left = None if deadline == math.inf else max(deadline - time.monotonic(), 0)
-                    return event.wait(left)
-                if time.monotonic() >= deadline:
-                    return False
-                if nested or self._take_reading(event, deadline):
-                    try:
-                        self._read_until(event.is_set, deadline)
-                    finally:
-                        if not nested:
-                            with self._roles:
-                                self._owner = None
-                                self._roles.notify_all()
-            return True
+            with self._sigint.installed():
+                return self._wait_for(event, deadline, nested)
         finally:
             if not nested:
                 with self._roles:
                     self._waiting -= 1
-                    last = self._waiting == 0
-                if last:
-                    self.wake()  # this thread reads again
+                    self._wait_ended = time.monotonic()
+
+    def _wait_for(self, event: threading.Event, deadline: float, nested: bool) -> bool:
+        while not event.is_set():
+            if self._stopping:  # the sockets are going: only the event is left
+                left = None if deadline == math.inf else max(deadline - time.monotonic(), 0)
+                return event.wait(left)
+            if time.monotonic() >= deadline:
+                return False
+            if nested:
+                self._read_until(event.is_set, deadline)
+            elif self._take_reading(event, deadline):
+                try:
+                    self._read_until(event.is_set, deadline)
+                finally:
+                    self._let_go()
+        return True
 
     # -- readers ------------------------------------------------------------------------------
 
     def _take_reading(self, event: threading.Event, deadline: float) -> bool:
-        """Become the reader (another waiting caller may be); False if ``event`` was set, the
-        time ran out or the transport stops first."""
+        """Become the reader (another waiting caller, or this thread for one drain, may be);
+        False if ``event`` was set, the time ran out or the transport stops first."""
         me = threading.get_ident()
         with self._roles:
             while self._owner not in (None, me):
@@ -831,6 +888,12 @@ class _IOThread(threading.Thread):
                 return False
             self._owner = me
             return True
+
+    def _let_go(self) -> None:
+        with self._roles:
+            self._owner = None
+            if self._waiting:
+                self._roles.notify_all()
 
     def _read_until(self, done: Callable[[], bool], deadline: float) -> None:
         """Drain and deliver until ``done()``, the deadline or a stop (as the reader)."""
@@ -850,34 +913,37 @@ class _IOThread(threading.Thread):
     def _drain(self) -> bool:
         """Read what the sockets hold (iopub first, so a reply follows the outputs sent
         before it, as far as two sockets allow) and deliver it; True if a batch filled."""
+        pending = self._undelivered
         with self._lock:
             ready = [(n, sock) for n, sock in self.sockets.items() if zmq_events(sock) & POLLIN]
-        if not ready:
+        if not ready and not pending:
             return False
-        batch: list[tuple[str, list[bytes]]] = []
-        with _sigint_deferred():
+        taken = 0
+        with self._sigint.held():
             with self._lock:
                 for name, sock in ready:
-                    while len(batch) < _BATCH:
+                    while taken < _BATCH:
                         try:
-                            batch.append((name, recv_parts(sock, zmq.NOBLOCK)))
+                            pending.append((name, recv_parts(sock, zmq.NOBLOCK)))
                         except zmq.Again:
                             break
                         except zmq.ZMQError as exc:  # closed under us: we are stopping
                             log.debug("cannot read %s: %s", name, exc)
                             return False
+                        taken += 1
             session, deliver = self.transport.session, self.deliver
-            for name, frames in batch:
+            while pending:
+                name, frames = pending.popleft()
                 try:
                     message = session.deserialize(frames, channel=name)
                 except RemoteProtocolError as exc:
                     log.warning("dropped a malformed message on %s: %s", name, exc)
                     continue
                 deliver(message)
-        if batch and self._waiting > 1:
+        if self._waiting > 1:
             with self._roles:  # other waiting callers look at their events again
                 self._roles.notify_all()
-        return len(batch) >= _BATCH
+        return taken >= _BATCH
 
     # -- this thread --------------------------------------------------------------------------
 
@@ -902,9 +968,9 @@ class _IOThread(threading.Thread):
         for sock in sockets.values():
             self._readers.register(sock.getsockopt(zmq.FD), zmq.POLLIN)
         self._readers.register(self._read_r, zmq.POLLIN)
-        idle = zmq.Poller()  # while a caller reads: the heart and the wake pipe only
-        idle.register(self._wake_r, zmq.POLLIN)
-        heart = _HeartWatch(self, idle)
+        away = zmq.Poller()  # while callers read: the heart and the wake pipe only
+        away.register(self._wake_r, zmq.POLLIN)
+        heart = _HeartWatch(self, away)
         reading = zmq.Poller()  # while this thread reads: the same, and the sockets
         for fd, _ in self._readers.sockets:
             reading.register(fd, zmq.POLLIN)
@@ -916,15 +982,23 @@ class _IOThread(threading.Thread):
         try:
             while not self._stopping:
                 with self._roles:
-                    if self._waiting == 0 and self._owner is None:
+                    mine = (
+                        self._waiting == 0
+                        and self._owner is None
+                        and time.monotonic() - self._wait_ended >= _QUIET
+                    )
+                    if mine:
                         self._owner = me
-                    elif self._waiting and self._owner == me:
-                        self._owner = None
-                        self._roles.notify_all()
-                    mine = self._owner == me
-                if mine and self._drain():
-                    continue
-                ready = (reading if mine else idle).poll(heart.poll_ms())
+                if mine:
+                    try:
+                        more = self._drain()
+                    finally:
+                        self._let_go()
+                    if more:
+                        continue
+                    ready = reading.poll(heart.poll_ms())
+                else:
+                    ready = away.poll(_min_ms(heart.poll_ms(), _QUIET))
                 for item, _ in ready:
                     if item == self._wake_r:
                         with contextlib.suppress(BlockingIOError):
