@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from runtimelib import connection
 from runtimelib.connection import (
     ConnectionInfo,
     InsecureConnectionFileWarning,
@@ -529,6 +530,43 @@ def test_find_free_ports_never_repeats_across_threads() -> None:
     flat = [p for ports in results for p in ports]
     assert len(flat) == 400
     assert len(set(flat)) == 400
+
+
+def _ephemeral_start() -> int | None:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@pytest.mark.skipif(_ephemeral_start() is None, reason="no ip_local_port_range (not Linux)")
+def test_free_ports_are_outside_the_ephemeral_range() -> None:
+    """The OS gives outgoing connections ports from the ephemeral range: a kernel port drawn
+    from it could be taken by a connection before the kernel binds it."""
+    start = _ephemeral_start()
+    assert start is not None
+    ports = find_free_ports(50)
+    assert all(start - 16384 <= port < start for port in ports), ports
+
+
+def test_free_ports_fall_back_to_the_os_when_the_window_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every port of the window is in use: the OS picks instead, and the ports still work."""
+    holders = []
+    try:
+        for _ in range(4):
+            holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            holder.bind(("127.0.0.1", 0))
+            holders.append(holder)
+        taken = [h.getsockname()[1] for h in holders]
+        monkeypatch.setattr(connection, "_port_window", lambda: taken)
+        ports = find_free_ports(3)
+        assert len(set(ports)) == 3
+        assert not set(ports) & set(taken)
+    finally:
+        for holder in holders:
+            holder.close()
 
 
 def test_find_free_ports_zero_and_negative() -> None:

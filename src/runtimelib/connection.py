@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import socket
@@ -296,6 +297,29 @@ _handed_out_lock = threading.Lock()
 _handed_out_tcp: set[int] = set()
 _handed_out_ipc: set[str] = set()
 
+#: How many ports below the ephemeral range kernel ports are drawn from.
+_PORT_WINDOW = 16384
+#: Draws in that window before falling back to ports the OS picks.
+_WINDOW_TRIES = 64
+
+
+def _port_window() -> range | None:
+    """Ports for kernels to bind that no outgoing connection can be holding.
+
+    A port the OS hands out for ``bind(0)`` comes from the ephemeral range, the one it also
+    gives every outgoing connection. Between our probe and the kernel's bind, a connection
+    (a client retrying every few milliseconds against another kernel that is still starting,
+    say) can take it, and the kernel fails with "Address already in use": seen here with ten
+    kernels starting at once. So on Linux ports come from just below that range.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", "rb") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    start = max(1024, low - _PORT_WINDOW)
+    return range(start, low) if low - start >= 1024 else None
+
 
 def find_free_ports(count: int, *, ip: str = "127.0.0.1", transport: str = "tcp") -> list[int]:
     """``count`` distinct ports (ipc: path suffixes) that are free now and new to this process."""
@@ -315,6 +339,7 @@ def _free_tcp_ports(count: int, ip: str) -> list[int]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     probes: list[socket.socket] = []
     ports: list[int] = []
+    window = _port_window()
     with _handed_out_lock:
         try:
             # Every probe stays bound until the end, so the OS cannot return one port twice
@@ -327,8 +352,10 @@ def _free_tcp_ports(count: int, ip: str) -> list[int]:
                     )
                 probe = socket.socket(family, socket.SOCK_STREAM)
                 probes.append(probe)
-                probe.bind((host, 0))
-                port: int = probe.getsockname()[1]
+                port = _bind_probe(probe, host, window)
+                if port is None:
+                    window = None  # the window is crowded: let the OS choose
+                    continue
                 if port not in _handed_out_tcp:
                     ports.append(port)
         except OSError as exc:
@@ -338,6 +365,24 @@ def _free_tcp_ports(count: int, ip: str) -> list[int]:
                 probe.close()
         _handed_out_tcp.update(ports)
     return ports
+
+
+def _bind_probe(probe: socket.socket, host: str, window: range | None) -> int | None:
+    """Bind ``probe`` to a free port, in ``window`` if given; None if the window seems full."""
+    if window is None:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+    for _ in range(_WINDOW_TRIES):
+        port = secrets.choice(window)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                continue
+            raise
+        return port
+    return None
 
 
 def _free_ipc_suffixes(count: int, ip: str) -> list[int]:

@@ -420,6 +420,8 @@ class _Drain:
         self.session = session
         self.deliver = deliver
         self.running = False
+        #: Wakes the reader from outside its loop (set by the loop that sleeps).
+        self.wake: Callable[[], None] = lambda: None
 
     @property
     def pending(self) -> bool:
@@ -476,13 +478,18 @@ class _Drain:
         if self.running:
             self.dirty[index] = True  # the pass in progress reads it before it ends
             return
+        self.running = True
         try:
             if not zmq_events(sock) & POLLIN:
                 return
+            emptied = self._take(index, _ASYNC_BATCH) > 0
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot receive from the kernel: {exc}") from exc
-        self.dirty[index] = True
-        self.run()  # shell, control and stdin carry no floods: this takes them whole
+        finally:
+            self.running = False
+        self.dirty[index] = not emptied
+        if not emptied:  # a kernel flooding a reply channel: the reader takes the rest
+            self.wake()
 
 
 class _ZmqSettings:
@@ -555,16 +562,32 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
             if _epoll is None:
                 await self._read_each(drain)
                 return
-            with _epoll() as ready:
-                for fd in drain.index:
-                    ready.register(fd, _EPOLLIN)
-                while True:
-                    if not drain.pending:
-                        await anyio.wait_readable(ready.fileno())
-                        for fd, _ in ready.poll(0):
-                            drain.mark(fd)
-                    if drain.run():
-                        await anyio.lowlevel.checkpoint()  # more is queued: let others run
+            wake_r, wake_w = os.pipe()
+            os.set_blocking(wake_r, False)
+            os.set_blocking(wake_w, False)
+
+            def wake() -> None:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(wake_w, b"x")
+
+            drain.wake = wake
+            try:
+                with _epoll() as ready:
+                    for fd in (*drain.index, wake_r):
+                        ready.register(fd, _EPOLLIN)
+                    while True:
+                        if not drain.pending:
+                            await anyio.wait_readable(ready.fileno())
+                            for fd, _ in ready.poll(0):
+                                if fd == wake_r:
+                                    with contextlib.suppress(BlockingIOError):
+                                        os.read(wake_r, 4096)
+                                drain.mark(fd)
+                        if drain.run():
+                            await anyio.lowlevel.checkpoint()  # more is queued: let others run
+            finally:
+                os.close(wake_r)
+                os.close(wake_w)
         finally:
             self._drain = None
 
@@ -582,6 +605,10 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
                     drain.mark(fd)
                     signalled.set()
 
+        def wake() -> None:
+            signalled.set()
+
+        drain.wake = wake
         async with anyio.create_task_group() as tg:
             for fd, index in drain.index.items():
                 tg.start_soon(wait, fd, drain.sockets[index])
