@@ -12,6 +12,7 @@ import pytest
 import zmq
 
 from runtimelib import AsyncKernelClient, ConnectionInfo
+from runtimelib.errors import KernelDiedError, KernelTimeoutError
 from runtimelib.messages import Content, KernelInfoReply, KernelInfoRequest, Message, Status
 from runtimelib.protocol import Session
 from runtimelib.transports import zmq as zmq_transport
@@ -106,3 +107,38 @@ async def test_a_burst_on_shell_behind_a_send_is_delivered_whole(
             peer.reply(again, KernelInfoReply(implementation="peer"))
     assert [r.implementation for r in replies] == ["peer"]
     assert sum(isinstance(m.content, Status) for m in seen) == burst
+
+
+def _fill_shell_queue(kc: AsyncKernelClient) -> int:
+    """Queue requests to a kernel that never reads them until the queue takes no more."""
+    sent = 0
+    while kc.transport.send_nowait(kc.session.message(KernelInfoRequest(), channel="shell")):
+        sent += 1
+        assert sent < 100_000, "the shell queue never filled"
+    return sent
+
+
+async def test_a_request_to_a_kernel_that_stopped_reading_times_out() -> None:
+    """Nothing listens: the requests queue up to zmq's high-water mark, after which a
+    request with a timeout must not wait for room past its deadline."""
+    info = ConnectionInfo.new()
+    async with AsyncKernelClient(info, ready_timeout=None, heartbeat_interval=None) as kc:
+        assert _fill_shell_queue(kc) > 0
+        with anyio.fail_after(T), pytest.raises(KernelTimeoutError):
+            await kc.kernel_info(timeout=0.5)
+        with anyio.fail_after(T), pytest.raises(KernelTimeoutError):
+            await kc.execute("1", timeout=0.5)
+
+
+async def test_a_request_stuck_behind_a_full_queue_fails_when_the_kernel_dies() -> None:
+    """No timeout given, and the kernel is gone: the heartbeat declares it dead and the
+    request waiting for room in the queue fails with KernelDiedError instead of hanging."""
+    info = ConnectionInfo.new()
+    async with AsyncKernelClient(
+        info, ready_timeout=None, heartbeat_interval=0.2, heartbeat_misses=2
+    ) as kc:
+        assert _fill_shell_queue(kc) > 0
+        with anyio.fail_after(T), pytest.raises(KernelDiedError):
+            await kc.kernel_info()
+        with anyio.fail_after(T), pytest.raises(KernelDiedError):
+            await kc.execute("1")

@@ -109,6 +109,12 @@ class _Inbox:
             raise item
         return item
 
+    def raise_failure(self) -> None:
+        """Raise the error that ended the request, if one did."""
+        for item in self._items:
+            if isinstance(item, BaseException):
+                raise item
+
     def close(self) -> None:
         self._items.clear()
 
@@ -240,6 +246,21 @@ class AsyncKernelClient:
             raise RuntimeError("use the client inside 'async with client:'")
         await self.transport.send(message)
 
+    async def _send_request(self, message: Message[Any], inbox: _Inbox, deadline: float) -> None:
+        """Send a request whose inbox is open. Should the kernel have stopped reading (its
+        queue is full), wait for room only until the request fails (the kernel died) or
+        its deadline passes: the send must not outlast the request."""
+        if self._task_group is None:
+            raise RuntimeError("use the client inside 'async with client:'")
+        delay = 0.0005
+        while not self.transport.send_nowait(message):
+            inbox.raise_failure()
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                raise KernelTimeoutError("the kernel is not reading its requests")
+            await anyio.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+
     # -- requests -------------------------------------------------------------------------------
 
     def _send_comm(
@@ -276,7 +297,7 @@ class AsyncKernelClient:
         await self._settle(deadline)
         self.router.open(message.msg_id, inbox)
         try:
-            await self._send(message)
+            await self._send_request(message, inbox, deadline)
             return await inbox.get(deadline)
         finally:
             self.router.close(message.msg_id)
@@ -464,7 +485,7 @@ class AsyncKernelClient:
         await self._settle(deadline)
         self.router.open(execution.msg_id, inbox)
         try:
-            await self._send(execution.request)
+            await self._send_request(execution.request, inbox, deadline)
             while not execution.done:
                 message = await inbox.get(deadline)
                 action = execution.classify(message)

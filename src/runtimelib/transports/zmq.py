@@ -74,7 +74,6 @@ _ASYNC_BATCH = 256
 
 # Plain ints: flag enums cost a call on every test in the hot paths.
 POLLIN = int(zmq.POLLIN)
-POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
 
 #: How soon a client socket retries a refused connection (libzmq's default is 100 ms).
@@ -215,13 +214,13 @@ class _ChannelBase:
 class AsyncChannel(_ChannelBase):
     """One kernel channel for asyncio or trio code (through anyio)."""
 
-    async def _wait(self, event: int) -> None:
+    async def _readable(self) -> None:
         # The socket's file descriptor is edge-triggered and signals "something changed";
         # only ZMQ_EVENTS tells what, and reading it re-arms the descriptor.
         sock = self.socket
         fd = zmq_fd(sock)
         try:
-            while not zmq_events(sock) & event:
+            while not zmq_events(sock) & POLLIN:
                 with anyio.CancelScope() as scope:
                     self._waits.append(scope)
                     try:
@@ -254,8 +253,7 @@ class AsyncChannel(_ChannelBase):
 
     def _nudge(self) -> None:
         # A send processes the socket's pending events and can swallow the edge of ZMQ_FD that
-        # a waiting reader needs: if a message is ready, wake the waiters to look again. (Not
-        # for POLLOUT, which a socket that can send shows nearly always.)
+        # a waiting reader needs: if a message is ready, wake the waiters to look again.
         if self._waits and zmq_events(self.socket) & POLLIN:
             for scope in self._waits:
                 scope.cancel()
@@ -272,7 +270,7 @@ class AsyncChannel(_ChannelBase):
             try:
                 return recv_parts(self.socket, zmq.NOBLOCK)
             except zmq.Again:
-                await self._wait(POLLIN)
+                await self._readable()
             except zmq.ZMQError as exc:
                 raise TransportError(
                     f"cannot receive on the {self.channel} channel: {exc}"
@@ -596,7 +594,6 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
         signalled = anyio.Event()
 
         async def wait(fd: int, sock: zmq.Socket[Any]) -> None:
-            nonlocal signalled
             while True:
                 await anyio.wait_readable(fd)
                 # Reading ZMQ_EVENTS clears the descriptor, so this task does not spin while
