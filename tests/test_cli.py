@@ -247,6 +247,7 @@ def test_run_kernel_failures_have_their_exit_codes() -> None:
         "run", "-k", "runtimelib-python", "--timeout", "1", "-c", "import time; time.sleep(30)"
     )
     assert slow.returncode == 5
+    assert "the code was still running after 1 s" in slow.stderr
     crash = cli("run", "-k", "runtimelib-python", "-c", "import os; os._exit(7)")
     assert crash.returncode == 4
     assert "died" in crash.stderr or "exited" in crash.stderr
@@ -287,9 +288,9 @@ def test_ctrl_c_interrupts_the_kernel() -> None:
         kernel_pid = int(process.stdout.readline())
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
-        assert process.returncode == 1  # the code raised KeyboardInterrupt
-        assert "KeyboardInterrupt" in err
-        assert "interrupting the kernel" in err
+        assert process.returncode == 130  # interrupted at the user's request
+        assert "KeyboardInterrupt" in err  # where the code was when it was interrupted
+        assert "interrupting the kernel (Ctrl-C again to stop it)" in err
         assert _pid_gone(kernel_pid)
 
 
@@ -340,7 +341,15 @@ def test_start_ps_exec_interrupt_restart_stop(kernel: str, jupyter_env: Path) ->
     finally:
         stopped = cli("stop", kernel_id, "--json")
     assert stopped.returncode == 0, stopped.stderr
-    assert json.loads(stopped.stdout) == [{"id": kernel_id, "stopped": True, "was_alive": True}]
+    assert json.loads(stopped.stdout) == [
+        {
+            "id": kernel_id,
+            "stopped": True,
+            "was_alive": True,
+            "pid": new_pid,
+            "by": "shutdown_request",
+        }
+    ]
     assert _pid_gone(new_pid)
     assert cli("ps", "-q").stdout == ""
     assert cli("exec", kernel_id, "-c", "1").returncode == 3
@@ -363,7 +372,10 @@ def test_stop_all_and_prune(jupyter_env: Path) -> None:
     old = time.time() - 3600
     os.utime(stale, (old, old))
     pruned = cli("prune", "--json")
-    assert json.loads(pruned.stdout) == [{"id": "stale", "connection_file": str(stale)}]
+    assert json.loads(pruned.stdout) == {
+        "removed": [{"id": "stale", "connection_file": str(stale)}],
+        "too_young": [],
+    }
     assert not stale.exists()
     stopped = cli("stop", "--all", "--json")
     assert sorted(r["id"] for r in json.loads(stopped.stdout)) == sorted(ids)
@@ -496,7 +508,7 @@ def test_execute_bad_input(tmp_path: Path) -> None:
     garbage.write_text("{this is not a notebook")
     done = cli("execute", str(garbage))
     assert done.returncode == 2
-    assert "cannot read" in done.stderr
+    assert "garbage.ipynb is not a notebook: it is not JSON" in done.stderr
     assert cli("execute", str(tmp_path / "missing.ipynb")).returncode == 2
     assert cli("execute", str(garbage), str(garbage), "-o", "x.ipynb").returncode == 2
     unknown = _write(
@@ -585,21 +597,39 @@ def test_run_shows_what_the_kernel_pages(kernel: str, code: str) -> None:
     assert "Return the number of items in a container." in done.stdout
 
 
-def test_restart_needs_to_know_the_kernel_name(jupyter_env: Path) -> None:
-    nameless = jupyter_env / "kernel-nameless.json"
+def _gone_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_restart_of_a_kernel_that_is_not_running(jupyter_env: Path) -> None:
+    fields = {
+        "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
+        "hb_port": 5, "ip": "127.0.0.1", "key": "", "transport": "tcp",
+        "signature_scheme": "hmac-sha256",
+    }  # fmt: skip
     jupyter_env.mkdir(exist_ok=True)
-    nameless.write_text(
-        json.dumps(
-            {
-                "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
-                "hb_port": 5, "ip": "127.0.0.1", "key": "", "transport": "tcp",
-                "signature_scheme": "hmac-sha256",
-            }
-        )
-    )  # fmt: skip
+    # Another program's kernel (no process record) whose heartbeat is silent.
+    foreign = jupyter_env / "kernel-foreign.json"
+    foreign.write_text(json.dumps(fields))
+    # One that runtimelib started, whose connection file does not name its kernelspec.
+    nameless = jupyter_env / "kernel-nameless.json"
+    record = {"pid": _gone_pid(), "host": "", "owner": None}
+    nameless.write_text(json.dumps({**fields, "runtimelib_process": record}))
+    foreign.chmod(0o600)
+    nameless.chmod(0o644)  # other users may read it: a warning, on one line of its own
     try:
+        done = cli("restart", "foreign")
+        assert done.returncode == 3
+        assert "kernel foreign is not running" in done.stderr
         done = cli("restart", "nameless")
-        assert done.returncode == 2
-        assert "does not say which kernel it runs" in done.stderr
+        assert done.returncode == 4
+        warning, error = done.stderr.splitlines()
+        assert warning.startswith("runtimelib: warning: ")
+        assert "accessible to other users" in warning
+        assert error.endswith("does not say which kernel it runs; it cannot be started again")
     finally:
+        foreign.unlink()
         nameless.unlink()

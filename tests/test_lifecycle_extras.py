@@ -186,11 +186,14 @@ def test_running_kernels_are_listed_attached_and_pruned(
         with pytest.raises(errors.ConnectionFileError):
             find_running_kernel("nothing-like-this")
         # Young stale files are kept (their kernel may be starting); old ones go.
-        assert prune_stale_kernels() == []
+        young = prune_stale_kernels()
+        assert young.removed == []
+        assert [k.kernel_id for k in young.too_young] == ["stale-one"]
         old = time.time() - 3600
         os.utime(stale_file, (old, old))
-        removed = prune_stale_kernels()
-        assert [k.kernel_id for k in removed] == ["stale-one"]
+        pruned = prune_stale_kernels()
+        assert [k.kernel_id for k in pruned.removed] == ["stale-one"]
+        assert pruned.too_young == []
         assert not stale_file.exists()
         assert (jupyter_env / "kernel-garbage.json").exists()  # not ours to judge
         assert km.connection_file.exists()

@@ -40,6 +40,19 @@ def _execute(channel: Channel, code: str) -> str:
     return request.msg_id
 
 
+def _subscribed(shell: Channel, iopub: Channel) -> None:
+    """Wait until ``iopub`` receives what the kernel publishes: a SUB socket misses whatever
+    is published before its subscription reaches the kernel (PROTOCOL.md, slow joiner)."""
+    deadline = time.monotonic() + 20
+    while not iopub.poll(0.1):
+        assert time.monotonic() < deadline, "iopub never heard from the kernel"
+        shell.send(shell.message(KernelInfoRequest()))
+    while iopub.poll(0.2):
+        iopub.recv(0)
+    while shell.poll(0):
+        shell.recv(0)
+
+
 def _reply_to(channel: Channel, msg_id: str, timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
@@ -126,6 +139,7 @@ def test_interrupt_a_long_execution(
             Channel.connect(km.connection_info, "shell") as shell,
             Channel.connect(km.connection_info, "iopub", session=shell.session) as iopub,
         ):
+            _subscribed(shell, iopub)
             msg_id = _execute(shell, code)
             # Interrupt once the execution is under way (the kernel said busy for it).
             while True:

@@ -109,9 +109,12 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     main, tests = _setup_commands()
     assert main.startswith("python -m pip install . && ")
     assert tests == 'python -m pip install -e ".[test]" && python -m pytest'
-    # CI runs exactly that command (quietly).
-    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
-    assert ci.replace(" -q", "") == tests
+    # CI runs exactly that command (quietly), as its last step, in a virtual environment it
+    # creates for the run.
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.strip().splitlines()[-1].replace(" -q", "") == tests
+    assert "-m venv" in ci
+    assert ci.index("-m venv") < ci.index("/bin/activate") < ci.index("pip install")
 
 
 @pytest.mark.kernel

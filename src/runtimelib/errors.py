@@ -14,12 +14,14 @@
     ├── SignatureSchemeError (ValueError) an ``hmac-*`` scheme hashlib does not know
     ├── ConnectionFileError               a connection file that cannot be read or written
     ├── KernelSpecError                   a kernelspec that cannot be used
-    │   └── NoSuchKernelError (LookupError)
+    │   ├── NoSuchKernelError (LookupError)
+    │   └── InvalidKernelNameError (ValueError) a name no kernelspec may have
     ├── TransportError                    a socket or websocket failed
     ├── KernelTimeoutError (TimeoutError) the kernel did not answer in time
     ├── KernelProcessError                the kernel process misbehaved
     │   ├── KernelLaunchError             it could not be started, or exited during startup
-    │   └── KernelDiedError               it died while we depended on it
+    │   ├── KernelDiedError               it died while we depended on it
+    │   └── KernelNotRunningError         a running kernel was named, but it is gone
     └── CellExecutionError                a notebook cell raised (and errors were not allowed)
         └── CellTimeoutError (TimeoutError) a notebook cell ran past its timeout
 
@@ -35,8 +37,10 @@ __all__ = [
     "CellTimeoutError",
     "ConnectionFileError",
     "FramingError",
+    "InvalidKernelNameError",
     "KernelDiedError",
     "KernelLaunchError",
+    "KernelNotRunningError",
     "KernelProcessError",
     "KernelSpecError",
     "KernelTimeoutError",
@@ -106,6 +110,10 @@ class NoSuchKernelError(KernelSpecError, LookupError):
     """No kernelspec of that name is installed."""
 
 
+class InvalidKernelNameError(KernelSpecError, ValueError):
+    """A kernel name outside ``[a-z0-9._-]+`` (or ``.``/``..``): no kernelspec can have it."""
+
+
 class TransportError(RuntimelibError):
     """A socket, websocket or other transport failed."""
 
@@ -126,10 +134,15 @@ class KernelDiedError(KernelProcessError):
     """The kernel died while a request was pending or a client depended on it."""
 
 
+class KernelNotRunningError(KernelProcessError):
+    """The kernel named (by id or connection file) is not running: its file outlived it."""
+
+
 class CellExecutionError(RuntimelibError):
     """A notebook cell raised an error, and errors were not allowed for it.
 
-    ``cell_index`` is the cell's position in the notebook; ``ename``, ``evalue`` and
+    ``cell_index`` is the cell's position in the notebook, counted from 0 (the message counts
+    from 1, as people do, and names the ``In [n]`` prompt); ``ename``, ``evalue`` and
     ``traceback`` are the kernel's error (empty when the cell timed out without one).
     """
 

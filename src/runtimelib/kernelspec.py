@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from .errors import KernelSpecError, NoSuchKernelError
+from .errors import InvalidKernelNameError, KernelSpecError, NoSuchKernelError
 
 __all__ = [
     "BrokenKernelSpec",
@@ -75,7 +75,7 @@ def _normalize_name(name: str) -> str:
     lowered = name.lower() if isinstance(name, str) else name
     # A name like "../x" or "a/b" must never be joined to a directory: reject it up front.
     if not isinstance(lowered, str) or not _is_valid_name(lowered):
-        raise KernelSpecError(f"invalid kernel name {name!r}: {_NAME_RULE}")
+        raise InvalidKernelNameError(f"invalid kernel name {name!r}: {_NAME_RULE}")
     return lowered
 
 

@@ -195,21 +195,30 @@ class NotebookRun:
         traceback = (
             reply.traceback if reply is not None and isinstance(reply.traceback, list) else []
         )
+        where = self.describe(index)
         if timed_out:
             raise CellTimeoutError(
-                f"cell {index} ran past its timeout and was interrupted",
+                f"{where} ran past its timeout and was interrupted",
                 cell_index=index,
                 ename=ename,
                 evalue=evalue,
                 traceback=traceback,
             )
         raise CellExecutionError(
-            f"cell {index} raised {ename}: {evalue}",
+            f"{where} raised {ename}: {evalue}",
             cell_index=index,
             ename=ename,
             evalue=evalue,
             traceback=traceback,
         )
+
+    def describe(self, index: int) -> str:
+        """A cell as people find it: its place counted from 1 among all the notebook's cells,
+        and the execution count its prompt shows (``In [2]``, as in the kernel's traceback).
+        """
+        count = self.nb.cells[index].get("execution_count")
+        prompt = f" (In [{count}])" if isinstance(count, int) else ""
+        return f"cell {index + 1} of {len(self.nb.cells)}{prompt}"
 
     def finish(self) -> None:
         """After the last cell: store the widgets' state in the notebook metadata."""

@@ -8,8 +8,9 @@ Exit codes, for scripts:
 2     usage error (bad arguments, unreadable input file)
 3     no such kernel: no kernelspec by that name, or no running kernel by that id
 4     the kernel failed: it could not start, died, or did not stop
-5     timed out waiting for the kernel (or a notebook cell ran past ``--timeout``)
-130   stopped by Ctrl-C
+5     timed out: the code ran past ``--timeout``, or the kernel did not answer
+70    a bug in runtimelib (``RUNTIMELIB_TRACEBACK=1`` shows where)
+130   stopped or interrupted by Ctrl-C
 ====  ================================================================
 
 Only argparse is imported to build the parser, so ``--help`` answers at once; each
@@ -19,11 +20,16 @@ command imports what it needs when it runs.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 __all__ = [
     "EXIT_ERROR",
+    "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_KERNEL",
     "EXIT_NO_KERNEL",
@@ -41,11 +47,12 @@ EXIT_USAGE = 2
 EXIT_NO_KERNEL = 3
 EXIT_KERNEL = 4
 EXIT_TIMEOUT = 5
+EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 _EPILOG = """\
 exit codes: 0 ok, 1 the code raised, 2 usage, 3 no such kernel, 4 kernel failed,
-5 timed out, 130 stopped by Ctrl-C
+5 timed out, 70 a bug in runtimelib, 130 Ctrl-C
 """
 
 
@@ -53,11 +60,56 @@ class UsageError(Exception):
     """Bad input the parser could not catch (exit code 2)."""
 
 
+# -- argument types: a bad value is a usage error before anything starts ----------------------
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive number of seconds (leave the option out for no limit)"
+        )
+    return value
+
+
+def _age(text: str) -> float:
+    """A number of seconds, zero or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
+    return value
+
+
+def _kernel_id(text: str) -> str:
+    """A running kernel's id, id prefix or connection file: never empty (an empty ``$id``
+    from a failed ``start`` must not quietly pick a kernel)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the kernel id is empty (did `runtimelib start` fail?)")
+    return text
+
+
+def _directory(text: str) -> str:
+    """An existing directory."""
+    if not os.path.isdir(text):
+        what = "is not a directory" if os.path.exists(text) else "does not exist"
+        raise argparse.ArgumentTypeError(f"{text} {what}")
+    return text
+
+
 def _code_source(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("-c", "--code", help="the code to run")
     group.add_argument("file", nargs="?", help="a file of code to run, or - for standard input")
-    parser.add_argument("--timeout", type=float, help="give up after this many seconds")
+    parser.add_argument(
+        "--timeout", type=_seconds, help="stop waiting after this many seconds (exit code 5)"
+    )
     parser.add_argument(
         "--save-media", metavar="DIR", help="save images, HTML and other rich outputs in DIR"
     )
@@ -77,6 +129,7 @@ def _kernel_option(parser: argparse.ArgumentParser, *, existing: bool = True) ->
         parser.add_argument(
             "--existing",
             metavar="ID|FILE",
+            type=_kernel_id,
             help="use a running kernel (id, id prefix or connection file)",
         )
 
@@ -95,22 +148,53 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, summary: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, description=summary, epilog=_EPILOG)
 
-    kernels = add("kernels", "list the installed kernelspecs")
+    kernels = add("kernels", "list, install and remove kernelspecs")
     kernels.add_argument("--json", action="store_true", help="print JSON")
     kernels.add_argument("-q", "--quiet", action="store_true", help="names only, one per line")
+    specs = kernels.add_subparsers(dest="kernels_action", metavar="ACTION")
+    install = specs.add_parser(
+        "install",
+        help="install a kernelspec folder, or a kernel class",
+        description=(
+            "Install a kernelspec: a folder holding kernel.json, or a runtimelib Kernel "
+            "class given as MODULE:CLASS (a spec that runs it with this Python is written)."
+        ),
+        epilog=_EPILOG,
+    )
+    install.add_argument("source", metavar="DIR|MODULE:CLASS", help="what to install")
+    install.add_argument("--name", help="the kernel name (default: the folder's or kernel's)")
+    install.add_argument("--display-name", help="the name frontends show (kernel classes)")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for this user only")
+    where.add_argument(
+        "--sys-prefix", action="store_true", help=f"in this environment ({sys.prefix})"
+    )
+    where.add_argument("--prefix", metavar="DIR", help="under DIR/share/jupyter")
+    install.add_argument(
+        "--replace", action="store_true", help="replace a kernelspec of the same name"
+    )
+    remove = specs.add_parser(
+        "remove",
+        help="remove an installed kernelspec",
+        description="Remove the installed kernelspec a kernel name finds.",
+        epilog=_EPILOG,
+    )
+    remove.add_argument("names", metavar="NAME", nargs="+", help="kernel names")
 
     run = add("run", "start a kernel (or use a running one), run code, stream its output")
     _kernel_option(run)
     _code_source(run)
-    run.add_argument("--cwd", metavar="DIR", help="the kernel's working directory")
+    run.add_argument("--cwd", metavar="DIR", type=_directory, help="the kernel's working directory")
 
     execute = add("exec", "run code on a running kernel")
-    execute.add_argument("existing", metavar="ID|FILE", help="the running kernel")
+    execute.add_argument("existing", metavar="ID|FILE", type=_kernel_id, help="the running kernel")
     _code_source(execute)
 
     start = add("start", "start a kernel that keeps running in the background")
     _kernel_option(start, existing=False)
-    start.add_argument("--cwd", metavar="DIR", help="the kernel's working directory")
+    start.add_argument(
+        "--cwd", metavar="DIR", type=_directory, help="the kernel's working directory"
+    )
     start.add_argument("--json", action="store_true", help="print JSON")
 
     ps = add("ps", "list the kernels running on this machine")
@@ -122,19 +206,29 @@ def build_parser() -> argparse.ArgumentParser:
         ("restart", "restart a running kernel on the same ports"),
     ):
         sub = add(name, summary)
-        sub.add_argument("kernel_id", metavar="ID|FILE", help="the running kernel")
-        sub.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
+        sub.add_argument("kernel_id", metavar="ID|FILE", type=_kernel_id, help="the running kernel")
+        sub.add_argument(
+            "--timeout", type=_seconds, default=10.0, help="seconds to wait (default 10)"
+        )
     stop = add("stop", "stop running kernels")
     which = stop.add_mutually_exclusive_group(required=True)
-    which.add_argument("kernel_id", metavar="ID|FILE", nargs="?", help="the running kernel")
+    which.add_argument(
+        "kernel_id", metavar="ID|FILE", nargs="?", type=_kernel_id, help="the running kernel"
+    )
     which.add_argument("--all", action="store_true", help="every kernel in the runtime dir")
-    stop.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
+    stop.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        help="seconds before escalating to SIGTERM, then SIGKILL, for kernels runtimelib "
+        "started (default 10)",
+    )
     stop.add_argument("--json", action="store_true", help="print JSON")
 
     prune = add("prune", "remove the connection files of kernels that no longer answer")
     prune.add_argument(
         "--min-age",
-        type=float,
+        type=_age,
         default=30.0,
         help="leave files younger than this (seconds, default 30)",
     )
@@ -149,9 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("-o", "--output", metavar="OUT", help="write the executed notebook here")
     where.add_argument("--inplace", action="store_true", help="overwrite the notebook")
     _kernel_option(notebook, existing=False)
-    notebook.add_argument("--timeout", type=float, help="seconds per cell before it is interrupted")
     notebook.add_argument(
-        "--startup-timeout", type=float, default=60.0, help="seconds for the kernel to start"
+        "--timeout", type=_seconds, help="seconds per cell before it is interrupted"
+    )
+    notebook.add_argument(
+        "--startup-timeout", type=_seconds, default=60.0, help="seconds for the kernel to start"
     )
     notebook.add_argument(
         "--allow-errors", action="store_true", help="run every cell even after errors"
@@ -159,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     notebook.add_argument(
         "--cwd",
         metavar="DIR",
+        type=_directory,
         help="the kernel's working directory (default: the notebook's folder)",
     )
     notebook.add_argument(
@@ -185,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from . import commands
 
+    warnings.showwarning = _one_line_warning
     try:
         return commands.dispatch(args)
     except UsageError as exc:
@@ -195,6 +293,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into a command that stopped reading (e.g. head): not our failure.
         sys.stderr.close()
         return EXIT_OK
+    except Exception as exc:
+        # Every failure a user can cause has its own message and exit code; what is left is a
+        # bug. One line, unless asked for the whole traceback.
+        if os.environ.get("RUNTIMELIB_TRACEBACK"):
+            raise
+        sys.stderr.write(
+            f"runtimelib {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(RUNTIMELIB_TRACEBACK=1 shows where; please report it)\n"
+        )
+        return EXIT_INTERNAL
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as the command's other messages are: one line, no source location."""
+    (file or sys.stderr).write(f"runtimelib: warning: {message}\n")
 
 
 def entry_point() -> None:

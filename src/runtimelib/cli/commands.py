@@ -7,26 +7,32 @@ import contextlib
 import getpass
 import json
 import os
-import signal
+import stat
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from .. import errors
 from ..client import KernelClient, to_nbformat
 from ..connection import ConnectionInfo
-from ..kernelspec import default_kernel_name, scan_kernelspecs
+from ..kernelspec import (
+    default_kernel_name,
+    install_kernelspec,
+    remove_kernelspec,
+    scan_kernelspecs,
+)
 from ..manager import (
     KernelManager,
+    interrupt_running_kernel,
     list_running_kernels,
     locate_running_kernel,
     prune_stale_kernels,
+    restart_running_kernel,
+    stop_running_kernel,
 )
-from ..transports.zmq import Heartbeat
 from . import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -36,6 +42,7 @@ from . import (
     EXIT_TIMEOUT,
     UsageError,
 )
+from .ctrlc import CtrlC
 from .term import Terminal, strip_ansi
 
 __all__ = ["dispatch"]
@@ -47,16 +54,20 @@ def dispatch(args: argparse.Namespace) -> int:
     terminal = Terminal()
     try:
         return handler(args)
-    except errors.NoSuchKernelError as exc:
-        terminal.error_line(f"runtimelib: {exc}")
-        return EXIT_NO_KERNEL
-    except errors.ConnectionFileError as exc:
+    except errors.InvalidKernelNameError as exc:
+        raise UsageError(str(exc)) from exc
+    except (
+        errors.NoSuchKernelError,
+        errors.ConnectionFileError,
+        errors.KernelNotRunningError,
+    ) as exc:
         terminal.error_line(f"runtimelib: {exc}")
         return EXIT_NO_KERNEL
     except (errors.KernelTimeoutError, errors.CellTimeoutError) as exc:
         terminal.error_line(f"runtimelib: {exc}")
         return EXIT_TIMEOUT
-    except (errors.KernelProcessError, errors.KernelSpecError, errors.TransportError) as exc:
+    except errors.RuntimelibError as exc:
+        # The kernel could not start, died, did not stop, or spoke nonsense.
         terminal.error_line(f"runtimelib: {exc}")
         return EXIT_KERNEL
 
@@ -78,6 +89,10 @@ def _table(rows: list[list[str]], header: list[str], terminal: Terminal) -> None
 
 
 def _kernels(args: argparse.Namespace) -> int:
+    if args.kernels_action == "install":
+        return _install_kernelspec(args)
+    if args.kernels_action == "remove":
+        return _remove_kernelspecs(args)
     scan = scan_kernelspecs()
     terminal = Terminal()
     for bad in scan.broken:
@@ -105,6 +120,37 @@ def _kernels(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _install_kernelspec(args: argparse.Namespace) -> int:
+    where = {"user": args.user, "sys_prefix": args.sys_prefix, "prefix": args.prefix}
+    source = str(args.source)
+    if os.path.isdir(source):
+        if args.display_name:
+            raise UsageError("--display-name is for kernel classes; a folder has its kernel.json")
+        path = install_kernelspec(source, name=args.name, replace=args.replace, **where)
+    elif ":" in source:
+        from ..kernel.install import install_kernel_class
+
+        # As ``python -m`` would: a module in the current directory can be named.
+        sys.path.insert(0, os.getcwd())
+        path = install_kernel_class(
+            source,
+            name=args.name,
+            display_name=args.display_name,
+            replace=args.replace,
+            **where,
+        )
+    else:
+        raise UsageError(f"{source} is neither a folder nor MODULE:CLASS")
+    print(f"installed {path.name} in {path}")
+    return EXIT_OK
+
+
+def _remove_kernelspecs(args: argparse.Namespace) -> int:
+    for name in args.names:
+        print(f"removed {remove_kernelspec(name)}")
+    return EXIT_OK
+
+
 def _ps(args: argparse.Namespace) -> int:
     found = list_running_kernels()
     if args.json:
@@ -114,6 +160,7 @@ def _ps(args: argparse.Namespace) -> int:
                     "id": k.kernel_id,
                     "kernel_name": k.kernel_name,
                     "alive": k.alive,
+                    "pid": k.pid,
                     "connection_file": str(k.connection_file),
                     **({"error": k.error} if k.error else {}),
                 }
@@ -125,13 +172,27 @@ def _ps(args: argparse.Namespace) -> int:
             print(kernel.kernel_id)
     else:
         terminal = Terminal()
-        state = {True: terminal.style("alive", "32"), False: terminal.style("dead", "31")}
         rows = [
-            [k.kernel_id, k.kernel_name or "?", state[k.alive], str(k.connection_file)]
+            [
+                k.kernel_id,
+                k.kernel_name or "?",
+                str(k.pid or "-"),
+                _state(k.alive, k.pid, terminal),
+                str(k.connection_file),
+            ]
             for k in found
         ]
-        _table(rows, ["ID", "KERNEL", "STATE", "CONNECTION FILE"], terminal)
+        _table(rows, ["ID", "KERNEL", "PID", "STATE", "CONNECTION FILE"], terminal)
     return EXIT_OK
+
+
+def _state(alive: bool, pid: int | None, terminal: Terminal) -> str:
+    if alive:
+        return terminal.style("alive", "32")
+    if pid is not None:
+        # Its process runs but its heartbeat is silent: stuck, or on its way out.
+        return terminal.style("silent", "33")
+    return terminal.style("dead", "31")
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -152,99 +213,85 @@ def _start(args: argparse.Namespace) -> int:
         )
     else:
         print(km.kernel_id)
-        Terminal().note(f"{km.kernel_name} kernel running; connection file {km.connection_file}")
+        Terminal().note(
+            f"{km.kernel_name} kernel running (pid {km.pid}); connection file {km.connection_file}"
+        )
     return EXIT_OK
 
 
-def _wait_silent(info: ConnectionInfo, timeout: float) -> bool:
-    """Wait until the kernel stops answering its heartbeat; True if it did in time."""
-    deadline = time.monotonic() + timeout
-    with Heartbeat(info) as heart:
-        while time.monotonic() < deadline:
-            if not heart.ping(min(0.3, max(deadline - time.monotonic(), 0.01))):
-                return True
-    return False
-
-
-def _ask_to_stop(info: ConnectionInfo, timeout: float, *, restart: bool = False) -> bool:
-    """shutdown_request on control, then wait for the heartbeat to fall silent; True if it did.
-
-    A kernel we did not start has no process of ours to signal: its heartbeat is all we see.
-    """
-    with (
-        KernelClient(info, ready_timeout=None, heartbeat_interval=None) as kc,
-        contextlib.suppress(errors.KernelTimeoutError),
-    ):
-        kc.shutdown(restart=restart, timeout=min(timeout, 5.0))
-    return _wait_silent(info, timeout)
-
-
-def _stop_one(kernel_id: str, path: Path, timeout: float) -> dict[str, Any]:
-    info = ConnectionInfo.from_file(path)
-    with Heartbeat(info) as heart:
-        alive = heart.ping(0.5)
-    if alive and not _ask_to_stop(info, timeout):
-        return {"id": kernel_id, "stopped": False, "error": "still answering"}
-    path.unlink(missing_ok=True)
-    return {"id": kernel_id, "stopped": True, "was_alive": alive}
-
-
 def _stop(args: argparse.Namespace) -> int:
-    if args.all:
-        targets = [(k.kernel_id, k.connection_file) for k in list_running_kernels()]
-    else:
-        targets = [locate_running_kernel(args.kernel_id)]
-    results = [_stop_one(kernel_id, path, args.timeout) for kernel_id, path in targets]
+    targets = [k.kernel_id for k in list_running_kernels()] if args.all else [args.kernel_id]
+    terminal = Terminal()
+    results: list[dict[str, Any]] = []
+    for target in targets:
+        try:
+            stopped = stop_running_kernel(target, timeout=args.timeout)
+        except errors.KernelProcessError as exc:
+            results.append({"id": target, "stopped": False, "error": str(exc)})
+            if not args.json:
+                terminal.error_line(f"runtimelib: {exc}")
+            continue
+        results.append(
+            {
+                "id": stopped.kernel_id,
+                "stopped": True,
+                "was_alive": stopped.was_running,
+                "pid": stopped.pid,
+                "by": stopped.by,
+            }
+        )
+        if not args.json:
+            how = f" ({stopped.by})" if stopped.by not in ("", "shutdown_request") else ""
+            was = "" if stopped.was_running else " (it was not running)"
+            print(f"stopped {stopped.kernel_id}{how}{was}")
     if args.json:
         _emit_json(results)
-    else:
-        terminal = Terminal()
-        for result in results:
-            if result["stopped"]:
-                print(f"stopped {result['id']}")
-            else:
-                terminal.error_line(f"runtimelib: kernel {result['id']} did not stop")
     return EXIT_OK if all(r["stopped"] for r in results) else EXIT_KERNEL
 
 
 def _interrupt(args: argparse.Namespace) -> int:
-    _, path = locate_running_kernel(args.kernel_id)
-    with KernelClient(
-        ConnectionInfo.from_file(path), ready_timeout=None, heartbeat_interval=None
-    ) as kc:
-        kc.interrupt(timeout=args.timeout)
+    interrupt_running_kernel(args.kernel_id, timeout=args.timeout)
+    print(f"interrupted {args.kernel_id}")
     return EXIT_OK
 
 
 def _restart(args: argparse.Namespace) -> int:
-    kernel_id, path = locate_running_kernel(args.kernel_id)
-    info = ConnectionInfo.from_file(path)
-    if not info.kernel_name:
-        raise UsageError(f"{path} does not say which kernel it runs; cannot start it again")
-    if not _ask_to_stop(info, args.timeout, restart=True):
-        raise errors.KernelProcessError(f"kernel {kernel_id} did not stop for the restart")
-    km = KernelManager(
-        info.kernel_name,
-        connection_info=info,
-        kernel_id=kernel_id,
-        independent=True,
-        output="devnull",
-    )
-    km.start()
-    print(f"restarted {kernel_id}")
+    pid = restart_running_kernel(args.kernel_id, timeout=args.timeout)
+    print(f"restarted {args.kernel_id}" + (f" (pid {pid})" if pid is not None else ""))
     return EXIT_OK
 
 
 def _prune(args: argparse.Namespace) -> int:
-    removed = prune_stale_kernels(min_age=args.min_age)
+    pruned = prune_stale_kernels(min_age=args.min_age)
     if args.json:
         _emit_json(
-            [{"id": k.kernel_id, "connection_file": str(k.connection_file)} for k in removed]
+            {
+                "removed": [
+                    {"id": k.kernel_id, "connection_file": str(k.connection_file)}
+                    for k in pruned.removed
+                ],
+                "too_young": [
+                    {"id": k.kernel_id, "connection_file": str(k.connection_file)}
+                    for k in pruned.too_young
+                ],
+            }
         )
-    else:
-        for kernel in removed:
-            print(f"removed {kernel.connection_file}")
+        return EXIT_OK
+    for kernel in pruned.removed:
+        print(f"removed {kernel.connection_file}")
+    if pruned.too_young:
+        Terminal().note(
+            f"kept {_plural(len(pruned.too_young), 'file')} of kernels that do not answer, "
+            f"younger than {args.min_age:g} s: they may still be starting (--min-age 0 "
+            "removes them)"
+        )
+    elif not pruned.removed:
+        Terminal().note("nothing to prune")
     return EXIT_OK
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 # -- running code ------------------------------------------------------------------------------
@@ -256,60 +303,46 @@ def _read_code(args: argparse.Namespace) -> str:
     if args.file == "-":
         return sys.stdin.read()
     try:
-        return Path(args.file).read_text(encoding="utf-8")
+        code = Path(args.file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {args.file}: {exc}") from exc
+    if _looks_like_a_notebook(args.file, code):
+        raise UsageError(
+            f"{args.file} is a notebook, not code: run it with `runtimelib execute {args.file}`"
+        )
+    return code
+
+
+def _looks_like_a_notebook(name: str, text: str) -> bool:
+    if name.endswith(".ipynb"):
+        return True
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "cells" in data and "nbformat" in data
 
 
 def _answer_input(prompt: str, password: bool) -> str:
-    """input() in the kernel, answered from our standard input."""
+    """input() in the kernel, answered from our standard input; at its end, EOFError in the
+    kernel's code, as Python itself raises."""
     if password and sys.stdin.isatty():
         return getpass.getpass(prompt)
     sys.stdout.write(prompt)
     sys.stdout.flush()
     line = sys.stdin.readline()
+    if not line:
+        sys.stdout.write("\n")
+        raise EOFError
     return line.removesuffix("\n")
 
 
-class _CtrlC:
-    """The first Ctrl-C interrupts the kernel; a second one stops waiting (and the kernel)."""
-
-    def __init__(self, interrupt: Callable[[], None], terminal: Terminal) -> None:
-        self.interrupt = interrupt
-        self.terminal = terminal
-        self.count = 0
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.count += 1
-        if self.count > 1:
-            raise KeyboardInterrupt
-        self.terminal.note("\ninterrupting the kernel (Ctrl-C again to stop it)")
-        threading.Thread(target=self._interrupt, daemon=True).start()
-
-    def _interrupt(self) -> None:
-        try:
-            self.interrupt()
-        except errors.RuntimelibError as exc:
-            self.terminal.error_line(f"runtimelib: could not interrupt: {exc}")
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.signal(signal.SIGINT, self)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _execute_on(
-    kc: KernelClient, code: str, args: argparse.Namespace, interrupt: Callable[[], None]
-) -> int:
+def _execute_on(kc: KernelClient, code: str, args: argparse.Namespace, ctrl_c: CtrlC) -> int:
     terminal = Terminal(media_dir=args.save_media)
     reading_code_from_stdin = args.code is None and args.file == "-"
-    with _CtrlC(interrupt, terminal).installed():
+    with ctrl_c.installed():
         result = kc.execute(
             code,
             timeout=args.timeout,
@@ -326,12 +359,15 @@ def _execute_on(
                 "outputs": [to_nbformat(output) for output in result.outputs],
             }
         )
+    if ctrl_c.count:
+        return EXIT_INTERRUPTED  # interrupted at the user's request, whatever the code did
     return EXIT_OK if result.status == "ok" else EXIT_ERROR
 
 
 def _run(args: argparse.Namespace) -> int:
     code = _read_code(args)
-    if getattr(args, "existing", None):
+    terminal = Terminal()
+    if args.existing is not None:
         _, path = locate_running_kernel(args.existing)
         with KernelClient(ConnectionInfo.from_file(path)) as kc:
 
@@ -339,13 +375,13 @@ def _run(args: argparse.Namespace) -> int:
                 kc.interrupt(timeout=5.0)
 
             try:
-                return _execute_on(kc, code, args, interrupt)
+                return _execute_on(kc, code, args, CtrlC(interrupt, terminal))
             except KeyboardInterrupt:
                 # Someone else's kernel: leave it running.
                 return EXIT_INTERRUPTED
     with KernelManager(args.kernel or default_kernel_name(), cwd=args.cwd) as km, km.client() as kc:
         try:
-            return _execute_on(kc, code, args, km.interrupt)
+            return _execute_on(kc, code, args, CtrlC(km.interrupt, terminal, then="stop it"))
         except KeyboardInterrupt:
             km.shutdown(now=True)
             return EXIT_INTERRUPTED
@@ -389,26 +425,93 @@ class _Progress:
         return columns or 80  # a terminal that does not know its size says 0
 
 
-def _execute_notebook(args: argparse.Namespace) -> int:
+def _read_notebook(name: str) -> Any:
+    """The notebook in file ``name`` (nbformat 4), or a one-line UsageError saying what is
+    wrong with the file."""
     import nbformat
 
+    try:
+        data = Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
+    try:
+        top = json.loads(data)
+    except ValueError as exc:
+        raise UsageError(f"{name} is not a notebook: it is not JSON ({exc})") from exc
+    if not isinstance(top, dict) or not isinstance(top.get("cells", []), list):
+        raise UsageError(f"{name} is not a notebook: a notebook is a JSON object with cells")
+    if "nbformat" not in top:
+        raise UsageError(f"{name} is not a notebook: it has no 'nbformat' version")
+    try:
+        return nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+    except Exception as exc:  # nbformat raises jsonschema's, its own and plain errors
+        message = str(getattr(exc, "message", "") or exc).strip().splitlines()
+        raise UsageError(
+            f"{name} is not a valid notebook: {message[0] if message else exc}"
+        ) from exc
+
+
+def _check_writable(target: Path) -> None:
+    """Fail before the first cell runs if the executed notebook could not be written."""
+    if target.is_dir():
+        raise UsageError(f"cannot write {target}: it is a directory")
+    folder = target.absolute().parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {target}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+        target.exists() and not os.access(target, os.W_OK)
+    ):
+        raise UsageError(f"cannot write {target}: permission denied")
+
+
+def _write_notebook(nb: Any, target: Path) -> None:
+    """Write atomically: a failed write leaves the earlier file whole, never a truncated one."""
+    import nbformat
+
+    text = nbformat.writes(nb)  # type: ignore[no-untyped-call]
+    if not text.endswith("\n"):
+        text += "\n"  # as nbformat.write does
+    folder = target.absolute().parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)  # mkstemp makes it 0600; keep what the file had, or the usual
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _execute_notebook(args: argparse.Namespace) -> int:
     from ..notebook import execute_notebook
 
     if args.output and len(args.notebooks) > 1:
         raise UsageError("--output takes one notebook")
+    # Every notebook is read, and every destination checked, before the first cell runs.
+    jobs: list[tuple[Path, Any, Path | None]] = []
+    for name in args.notebooks:
+        path = Path(name)
+        nb = _read_notebook(name)
+        target = path if args.inplace else Path(args.output) if args.output else None
+        if target is not None:
+            _check_writable(target)
+        jobs.append((path, nb, target))
     terminal = Terminal()
     reports: list[dict[str, Any]] = []
     code = EXIT_OK
-    for name in args.notebooks:
-        path = Path(name)
-        try:
-            nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
-        except (OSError, ValueError) as exc:  # nbformat's read errors are ValueErrors
-            raise UsageError(f"cannot read {name}: {exc}") from exc
-        target = path if args.inplace else Path(args.output) if args.output else None
+    for path, nb, target in jobs:
         progress = _Progress(path.name, terminal)
         started = time.monotonic()
         report: dict[str, Any] = {"notebook": str(path), "status": "ok"}
+        failed: BaseException | None = None
         try:
             execute_notebook(
                 nb,
@@ -436,19 +539,31 @@ def _execute_notebook(args: argparse.Namespace) -> int:
                 if exc.traceback:
                     lines = exc.traceback if terminal.err_color else report["error"]["traceback"]
                     terminal.err.write("\n".join(lines) + "\n")
+        except (errors.KernelProcessError, errors.KernelTimeoutError, KeyboardInterrupt) as exc:
+            # The kernel died or stopped answering mid-notebook, or Ctrl-C: keep what ran.
+            progress.done()
+            failed = exc
         progress.done()
         report["seconds"] = round(time.monotonic() - started, 3)
         report["cells_run"] = progress.started
-        if target is not None:
+        if target is not None and (failed is None or progress.started):
             # Outputs up to a failing cell are written too: they show what went wrong.
-            nbformat.write(nb, target)  # type: ignore[no-untyped-call]
+            _write_notebook(nb, target)
             report["output"] = str(target)
+        if failed is not None:
+            if target is not None and progress.started:
+                terminal.note(f"{path}: the cells run so far were written to {target}")
+            raise failed
         reports.append(report)
-        if not args.json and report["status"] == "ok":
-            where = f", written to {target}" if target is not None else ""
-            terminal.note(
-                f"{path}: {report['cells_run']} cells in {report['seconds']:.2f} s{where}"
-            )
+        if not args.json:
+            cells = _plural(report["cells_run"], "cell")
+            if report["status"] == "ok":
+                where = f", written to {target}" if target is not None else ""
+                terminal.note(f"{path}: {cells} in {report['seconds']:.2f} s{where}")
+            elif target is not None:
+                terminal.note(
+                    f"{path}: the notebook up to the failing cell was written to {target}"
+                )
     if args.json:
         _emit_json(reports if len(reports) > 1 else reports[0])
     return code

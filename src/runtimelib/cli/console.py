@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import signal
+import select
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 
 from .. import errors
 from ..client import ExecutionResult, KernelClient, Output
@@ -18,6 +17,7 @@ from ..kernelspec import default_kernel_name
 from ..manager import KernelManager, find_running_kernel
 from ..messages import ExecuteResult, Stream
 from . import EXIT_KERNEL, EXIT_OK
+from .ctrlc import CtrlC
 from .term import Terminal
 
 __all__ = ["run_console"]
@@ -70,6 +70,14 @@ def _history_path() -> Path:
     return Path(jupyter_data_dir()) / "runtimelib" / "console_history"
 
 
+def _input_waiting() -> bool:
+    """Whether keys are already waiting on standard input: pasted, or typed ahead."""
+    try:
+        return bool(select.select([sys.stdin.fileno()], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
 def _readline_matches(
     matches: list[str], code: str, cursor_start: int, word_start: int, word: str
 ) -> list[str]:
@@ -103,7 +111,7 @@ class _Console:
         readline: ModuleType | None,
     ) -> None:
         self.kc = kc
-        self.interrupt_kernel = interrupt
+        self.ctrl_c = CtrlC(interrupt, terminal)
         self.terminal = terminal
         self.readline = readline
         # input() uses readline only when both ends are a terminal; prompts then need
@@ -115,8 +123,6 @@ class _Console:
         self.lines: list[str] = []
         self.matches: list[str] = []
         self.at_line_start = True
-        self.answering = False
-        self.interrupts = 0
         self.leave = False
 
     # -- the loop ------------------------------------------------------------------------------
@@ -185,7 +191,7 @@ class _Console:
 
     def _run_cell(self, code: str) -> None:
         try:
-            with self._ctrl_c_interrupts():
+            with self.ctrl_c.installed():
                 result = self.kc.execute(code, input=self._answer, on_output=self._show)
         except KeyboardInterrupt:
             self._end_line()
@@ -252,15 +258,27 @@ class _Console:
     # -- reading lines -------------------------------------------------------------------------
 
     def _read_line(self, prompt: str, prefill: str = "") -> str:
+        """A line, indented as the kernel suggests (``prefill``) when it is being typed.
+
+        Pasted code brings its own indentation, and an indent added to it breaks it
+        (``else:`` pushed under its ``if``). A paste shows in one of two ways: lines already
+        waiting on the terminal when the prompt appears (no indent is added to them), or,
+        with bracketed paste, a line that arrives holding several lines: the indent drawn
+        before the paste is taken off again when the pasted text is itself indented.
+        """
         rl = self.readline
-        if rl is None or not prefill:
+        if rl is None or not prefill or _input_waiting():
             return self._input(prompt)
         # The startup hook runs before readline draws the line: the indent appears typed.
         rl.set_startup_hook(lambda: rl.insert_text(prefill))
         try:
-            return self._input(prompt)
+            line = self._input(prompt)
         finally:
             rl.set_startup_hook(None)
+        pasted = line[len(prefill) :]
+        if "\n" in line and line.startswith(prefill) and pasted[:1] in (" ", "\t"):
+            return pasted
+        return line
 
     def _input(self, prompt: str) -> str:
         self._end_line()
@@ -284,6 +302,8 @@ class _Console:
             rl.parse_and_bind("bind ^I rl_complete")
         else:
             rl.parse_and_bind("tab: complete")
+            # A paste arrives as one piece, several lines in one, and is run as one cell.
+            rl.parse_and_bind("set enable-bracketed-paste on")
         rl.set_completer(self._complete)
         try:
             yield
@@ -317,8 +337,9 @@ class _Console:
     # -- while code runs -----------------------------------------------------------------------
 
     def _answer(self, prompt: str, password: bool) -> str:
-        """input() in the kernel, answered at the terminal; Ctrl-C interrupts the kernel."""
-        self.answering = True
+        """input() in the kernel, answered at the terminal; Ctrl-C interrupts the kernel, and
+        Ctrl-D is the end of input (EOFError in the kernel's code)."""
+        self.ctrl_c.answering = True
         try:
             with self._plain_input():
                 if password:
@@ -327,13 +348,13 @@ class _Console:
         except KeyboardInterrupt:
             self._write("\n")
             # Interrupt first: an empty answer sent before it would let the code run on.
-            self._interrupt()
+            self.ctrl_c.interrupt_now()
             return ""
         except EOFError:
             self._write("\n")
-            return ""
+            raise
         finally:
-            self.answering = False
+            self.ctrl_c.answering = False
 
     @contextlib.contextmanager
     def _plain_input(self) -> Iterator[None]:
@@ -352,34 +373,3 @@ class _Console:
             if set_auto_history is not None:
                 set_auto_history(True)
             rl.set_completer(self._complete)
-
-    @contextlib.contextmanager
-    def _ctrl_c_interrupts(self) -> Iterator[None]:
-        """While code runs, Ctrl-C interrupts the kernel; a second one stops waiting."""
-        self.interrupts = 0
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        if self.answering:
-            raise KeyboardInterrupt  # ends the input() being answered; _answer interrupts
-        self.interrupts += 1
-        if self.interrupts > 1:
-            raise KeyboardInterrupt
-        # Not from the handler itself: it may have cut into a write to the same stream,
-        # and interrupting may wait for the kernel's interrupt_reply.
-        threading.Thread(target=self._interrupt, args=(True,), daemon=True).start()
-
-    def _interrupt(self, tell: bool = False) -> None:
-        if tell:
-            self.terminal.note("\ninterrupting the kernel (Ctrl-C again to stop waiting)")
-        try:
-            self.interrupt_kernel()
-        except errors.RuntimelibError as exc:
-            self.terminal.error_line(f"runtimelib: could not interrupt the kernel: {exc}")

@@ -29,7 +29,6 @@ from ..messages import (
     DeleteSubshellRequest,
     HistoryReply,
     HistoryRequest,
-    InputReply,
     InputRequest,
     InspectReply,
     InspectRequest,
@@ -487,25 +486,34 @@ class AsyncKernelClient:
         try:
             await self._send_request(execution.request, inbox, deadline)
             while not execution.done:
-                message = await inbox.get(deadline)
+                try:
+                    message = await inbox.get(deadline)
+                except KernelTimeoutError:
+                    raise execution.timed_out(timeout) from None
                 action = execution.classify(message)
                 if action == "input":
-                    await self._answer_input(message, input)
+                    await self._answer_input(execution, message, input)
                 elif action == "yield":
                     yield message
         finally:
             self.router.close(execution.msg_id)
             inbox.close()
+        execution.raise_input_error()
 
-    async def _answer_input(self, message: Message[Content], handler: InputHandler | None) -> None:
+    async def _answer_input(
+        self, execution: Execution, message: Message[Content], handler: InputHandler | None
+    ) -> None:
         content = message.content
         assert isinstance(content, InputRequest)
-        value = ""
+        answer: object = ""
         if handler is not None:
-            answer = handler(content.prompt, content.password)
-            value = await answer if inspect.isawaitable(answer) else answer
-        reply = self.session.message(InputReply(value=value), message, channel="stdin")
-        await self._send(reply)
+            try:
+                answer = handler(content.prompt, content.password)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+            except Exception as exc:
+                answer = exc
+        await self._send(execution.input_reply(self.session, message, answer))
 
     async def execute(
         self,

@@ -26,7 +26,6 @@ from ..messages import (
     DeleteSubshellRequest,
     HistoryReply,
     HistoryRequest,
-    InputReply,
     InputRequest,
     InspectReply,
     InspectRequest,
@@ -510,20 +509,31 @@ class KernelClient:
         try:
             self.send(execution.request)
             while not execution.done:
-                message = inbox.get(deadline)
+                try:
+                    message = inbox.get(deadline)
+                except KernelTimeoutError:
+                    raise execution.timed_out(timeout) from None
                 action = execution.classify(message)
                 if action == "input":
-                    self._answer_input(message, input)
+                    self._answer_input(execution, message, input)
                 elif action == "yield":
                     yield message
         finally:
             self.router.close(execution.msg_id)
+        execution.raise_input_error()
 
-    def _answer_input(self, message: Message[Content], handler: InputHandler | None) -> None:
+    def _answer_input(
+        self, execution: Execution, message: Message[Content], handler: InputHandler | None
+    ) -> None:
         content = message.content
         assert isinstance(content, InputRequest)
-        value = handler(content.prompt, content.password) if handler is not None else ""
-        self.send(self.session.message(InputReply(value=value), message, channel="stdin"))
+        answer: object = ""
+        if handler is not None:
+            try:
+                answer = handler(content.prompt, content.password)
+            except Exception as exc:
+                answer = exc
+        self.send(execution.input_reply(self.session, message, answer))
 
     def execute(
         self,
@@ -583,13 +593,14 @@ class KernelClient:
             while True:
                 wait = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
                 if not self._wait(sink.wake, wait):
-                    raise KernelTimeoutError("the kernel did not answer in time")
+                    raise execution.timed_out(timeout)
                 sink.wake.clear()
                 if sink.error is not None:
                     raise sink.error
                 while sink.inputs:
-                    self._answer_input(sink.inputs.popleft(), input)
+                    self._answer_input(execution, sink.inputs.popleft(), input)
                 if sink.done.is_set():
-                    return
+                    break
         finally:
             self.router.close(execution.msg_id)
+        execution.raise_input_error()

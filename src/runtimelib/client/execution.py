@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from ..errors import KernelTimeoutError
 from ..messages import (
+    END_OF_INPUT,
     Content,
     DisplayData,
     Error,
     ExecuteReply,
     ExecuteRequest,
     ExecuteResult,
+    InputReply,
     InputRequest,
     Message,
     Status,
@@ -56,8 +59,13 @@ class Execution:
             subshell_id=subshell_id,
         )
         self.reply: ExecuteReply | None = None
+        #: Whether the kernel said it was busy with this request (it started running it).
+        self.started = False
         self.idle = False
         self.collector = OutputCollector()
+        #: What the input handler raised: the kernel got END_OF_INPUT instead, and the caller
+        #: gets this once the kernel is done with the request.
+        self.input_error: BaseException | None = None
 
     @property
     def msg_id(self) -> str:
@@ -79,9 +87,47 @@ class Execution:
                 return "skip"
             self.reply = content
             return "yield"
-        if isinstance(content, Status) and content.execution_state == "idle":
-            self.idle = True
+        if isinstance(content, Status):
+            if content.execution_state == "idle":
+                self.idle = True
+            elif content.execution_state == "busy":
+                self.started = True
         return "yield"
+
+    def timed_out(self, timeout: float | None) -> KernelTimeoutError:
+        """The error for an execution that ran out of time, saying what was waited for: the
+        code itself, or a kernel that never started on it (busy with something else, or gone).
+        """
+        limit = f"{timeout:g} s" if timeout is not None else "the time allowed"
+        if self.started:
+            return KernelTimeoutError(
+                f"the code was still running after {limit} (it goes on in the kernel)"
+            )
+        return KernelTimeoutError(f"the kernel did not start running the code within {limit}")
+
+    def input_reply(
+        self, session: Session, request: Message[Content], answer: object
+    ) -> Message[InputReply]:
+        """The input_reply to send for what the input handler gave: its line, or (when it
+        raised, or gave something other than a str) END_OF_INPUT. The kernel is always
+        answered: one left waiting for input would never take another request.
+        """
+        value = END_OF_INPUT
+        if isinstance(answer, str):
+            value = answer
+        elif isinstance(answer, BaseException):
+            if not isinstance(answer, EOFError):
+                self.input_error = answer
+        else:
+            self.input_error = TypeError(
+                f"the input handler returned {type(answer).__name__}, not str"
+            )
+        return session.message(InputReply(value=value), request, channel="stdin")
+
+    def raise_input_error(self) -> None:
+        """Raise what the input handler raised, if it did (once the execution is complete)."""
+        if self.input_error is not None:
+            raise self.input_error
 
     def collect(self, message: Message[Content]) -> Output | None:
         """Add a yielded message to the outputs; returns it if it is a new output."""

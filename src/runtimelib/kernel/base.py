@@ -23,6 +23,7 @@ from .. import __version__
 from ..connection import ConnectionInfo
 from ..errors import RemoteProtocolError, TransportError
 from ..messages import (
+    END_OF_INPUT,
     PROTOCOL_VERSION,
     ClearOutput,
     CommClose,
@@ -316,9 +317,13 @@ class Kernel:
         try:
             await self._sockets["stdin"].send(message)
             await done.wait()
-            return self._input_values.pop(message.msg_id)
+            value = self._input_values.pop(message.msg_id)
         finally:
             self._inputs.pop(message.msg_id, None)
+        if value == END_OF_INPUT:
+            # The frontend has no more input (its stdin ended): as Python at the end of a file.
+            raise EOFError("EOF when reading a line")
+        return value
 
     async def _read_stdin(self) -> None:
         channel = self._sockets["stdin"]

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ..connection import ConnectionInfo
-from ..errors import KernelLaunchError, KernelTimeoutError
+from ..errors import ConnectionFileError, KernelLaunchError, KernelTimeoutError
 from ..kernelspec import KernelSpec, default_kernel_name, find_kernelspec
 from ..messages import Content, InterruptRequest, KernelInfoReply
 from ..protocol import Session
 from .process import KernelProcess, OutputMode
+from .record import ProcessRecord
 
 __all__ = ["ManagerBase", "runtime_dir"]
 
@@ -135,6 +136,18 @@ class ManagerBase:
             )
         except KernelLaunchError:
             self._remove_connection_file()
+            raise
+        # Who runs the kernel, for whoever must stop it after this process is gone.
+        record = ProcessRecord.of(
+            self.process.pid, independent=self.independent, restarts=self.auto_restart
+        )
+        self.connection_info = record.attach(self.connection_info)
+        try:
+            self.connection_info.write(self.connection_file)
+        except ConnectionFileError:
+            self.process.kill()
+            self.process.wait(2.0)
+            self._cleanup()
             raise
         self.kernel_info = None
         self._started_at = time.monotonic()

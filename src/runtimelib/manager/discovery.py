@@ -15,8 +15,10 @@ from ..connection import ConnectionInfo
 from ..errors import ConnectionFileError
 from ..transports.zmq import Heartbeat
 from .base import runtime_dir
+from .record import ProcessRecord
 
 __all__ = [
+    "Pruned",
     "RunningKernel",
     "find_running_kernel",
     "list_running_kernels",
@@ -35,6 +37,8 @@ class RunningKernel(msgspec.Struct, frozen=True):
     connection_info: ConnectionInfo | None
     alive: bool
     error: str = ""
+    #: The kernel's process id, where the launcher recorded it and that process still runs.
+    pid: int | None = None
 
     @property
     def kernel_name(self) -> str:
@@ -51,7 +55,9 @@ def _probe(path: Path, timeout: float) -> RunningKernel:
         return RunningKernel(kernel_id, path, None, False, str(exc))
     with Heartbeat(info) as heart:
         alive = heart.ping(timeout)
-    return RunningKernel(kernel_id, path, info, alive)
+    record = ProcessRecord.read(info)
+    pid = record.pid if record is not None and record.is_running() else None
+    return RunningKernel(kernel_id, path, info, alive, pid=pid)
 
 
 def list_running_kernels(
@@ -97,25 +103,36 @@ def find_running_kernel(
     return ConnectionInfo.from_file(locate_running_kernel(id_or_file, directory)[1])
 
 
+class Pruned(msgspec.Struct, frozen=True):
+    """What ``prune_stale_kernels`` removed, and the stale files it kept as too young."""
+
+    removed: list[RunningKernel]
+    too_young: list[RunningKernel]
+
+
 def prune_stale_kernels(
     directory: str | os.PathLike[str] | None = None,
     *,
     timeout: float = 0.5,
     min_age: float = 30.0,
-) -> list[RunningKernel]:
-    """Remove the connection files of kernels that do not answer; returns what was removed.
+) -> Pruned:
+    """Remove the connection files of kernels that are gone.
 
-    Files younger than ``min_age`` seconds are left alone: their kernel may still be starting.
-    Files that cannot be read are left alone too: they may not be a kernel's at all.
+    Gone means the heartbeat does not answer and no recorded kernel process still runs (a
+    kernel stuck in code can fall silent and run on: its file stays, so it can be stopped).
+    Files younger than ``min_age`` seconds are kept and listed as ``too_young``: their
+    kernel may still be starting. Files that cannot be read are left alone too: they may not
+    be a kernel's at all.
     """
-    removed = []
+    pruned = Pruned([], [])
     now = time.time()
     for kernel in list_running_kernels(directory, timeout=timeout):
-        if kernel.alive or kernel.connection_info is None:
+        if kernel.alive or kernel.pid is not None or kernel.connection_info is None:
             continue
         with contextlib.suppress(FileNotFoundError):
             if now - kernel.connection_file.stat().st_mtime < min_age:
+                pruned.too_young.append(kernel)
                 continue
             kernel.connection_file.unlink()
-            removed.append(kernel)
-    return removed
+            pruned.removed.append(kernel)
+    return pruned

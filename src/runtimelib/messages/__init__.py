@@ -55,10 +55,11 @@ from .shell import (
     KernelInfoRequest,
     LanguageInfo,
 )
-from .stdin import InputReply, InputRequest
+from .stdin import END_OF_INPUT, InputReply, InputRequest
 
 __all__ = [
     "DEFAULT_SESSION",
+    "END_OF_INPUT",
     "PROTOCOL_VERSION",
     "SUBSHELL_PROTOCOL_VERSION",
     "Buffer",

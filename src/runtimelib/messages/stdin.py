@@ -6,7 +6,12 @@ from typing import ClassVar
 
 from ._base import Content
 
-__all__ = ["InputReply", "InputRequest"]
+__all__ = ["END_OF_INPUT", "InputReply", "InputRequest"]
+
+#: The input_reply value that means "no more input" (the frontend's stdin ended, or it could
+#: not answer): ipykernel and runtimelib's kernels raise EOFError in the code that called
+#: input(), as Python does at the end of a file.
+END_OF_INPUT = "\x04"
 
 
 class InputRequest(Content, kw_only=True, frozen=True):
