@@ -103,3 +103,57 @@ def assert_gone() -> Iterator[list[int]]:
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Every async test runs on asyncio and on trio."""
     return str(request.param)
+
+
+@pytest.fixture
+def jupyter_server(jupyter_env: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A real Jupyter Server on 127.0.0.1 with a random token, writing its kernels'
+    connection files in the test's runtime dir; yields (base URL, token)."""
+    import secrets
+    import socket
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    token = secrets.token_hex(16)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = tmp_path / "server-root"
+    root.mkdir()
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+            "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        ],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            request = urllib.request.Request(
+                f"{url}/api/status", headers={"Authorization": f"token {token}"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        "jupyter_server did not start:\n" + (tmp_path / "server.log").read_text()
+                    ) from None
+                time.sleep(0.1)
+        yield url, token
+    finally:
+        # SIGTERM: the server shuts its kernels down and removes their connection files.
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()

@@ -19,6 +19,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from runtimelib.cli import build_parser
 
+from .conftest import _pid_alive
+
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
 
 COMMAND = [sys.executable, "-m", "runtimelib"]
@@ -271,14 +273,14 @@ def _running(code: str) -> Iterator[subprocess.Popen[str]]:
 
 
 def _pid_gone(pid: int, timeout: float = 15.0) -> bool:
+    """Whether process ``pid`` exits within ``timeout`` (a zombie, not yet reaped by the
+    process that inherited it, has exited)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
+    while _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return False
+    return True
 
 
 def test_ctrl_c_interrupts_the_kernel() -> None:

@@ -211,6 +211,42 @@ def test_multi_line_input_waits_for_the_kernel_to_call_it_complete(console: Cons
     console.expect(r"Out\[3\]: 42\n")
 
 
+# Code as it is pasted: each line carries its own indentation, and a dedented line follows an
+# indented block. An indent added by the console on top would make "else:" an error.
+PASTED = "if 6 * 7 == 42:\n    answer = 'yes'\nelse:\n    answer = 'no'\n"
+
+
+def test_pasted_code_keeps_its_own_indentation(console: Console) -> None:
+    # A terminal without bracketed paste: the lines arrive as fast as the terminal sends them.
+    console.send(PASTED.replace("\n", "\r") + "\r")
+    console.prompt(2)
+    console.line("answer")
+    console.expect(r"Out\[2\]: 'yes'")
+    assert "IndentationError" not in console.text
+
+
+def test_a_bracketed_paste_is_one_cell(console: Console) -> None:
+    # The console turns bracketed paste on; the terminal wraps what is pasted in markers.
+    console.line("for i in range(2):")
+    console.expect(r"\.\.\.: ")
+    # The pasted body ends with an empty line: that ends the block, and the cell runs.
+    console.send("\x1b[200~" + "    total = i\n    total += 40\n" + "\x1b[201~" + "\r")
+    console.prompt(2)
+    console.send("\x1b[200~" + PASTED + "\x1b[201~" + "\r")
+    console.prompt(3)
+    console.line("answer, total")
+    console.expect(r"Out\[3\]: \('yes', 41\)")
+    assert "IndentationError" not in console.text
+
+
+def test_exit_in_the_kernel_asks_the_console_to_leave(console: Console) -> None:
+    # Not the console's own exit word: the kernel's exit(), which sends an ask_exit payload.
+    console.line("print('bye'); exit()")
+    console.expect(r"bye")
+    assert console.wait() == 0
+    assert "SystemExit" not in console.text
+
+
 def test_an_error_shows_the_traceback_and_the_prompt_returns(console: Console) -> None:
     console.line("1 / 0")
     console.expect(r"Traceback")

@@ -306,3 +306,18 @@ def test_a_kernel_ignoring_the_timeout_interrupt_is_given_up_on(
         execute_notebook(nb, timeout=1)
     assert caught.value.cell_index == 0
     assert caught.value.ename == ""  # no reply: the kernel never answered
+
+
+def test_a_notebook_converted_from_v3_is_filled_in_place() -> None:
+    # nbformat's converters build nodes of nbformat.v3's own NotebookNode class.
+    from nbformat import v3
+
+    old = v3.new_notebook(
+        worksheets=[v3.new_worksheet(cells=[v3.new_code_cell(input="print(6 * 7)")])],
+        metadata={"kernelspec": {"name": "runtimelib-python", "display_name": "rt"}},
+    )
+    nb = nbformat.reads(v3.writes_json(old), as_version=4)
+    assert type(nb) is not NotebookNode
+    assert execute_notebook(nb) is nb
+    assert nb.cells[0].outputs[0].text == "42\n"
+    assert nb.metadata.language_info.name == "python"

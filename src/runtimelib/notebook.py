@@ -4,7 +4,10 @@
 cell (output records as nbformat v4 writes them, ``display_id`` updates across the whole
 notebook, ``clear_output`` with and without ``wait``, execution counts, timing metadata,
 widget state). ``execute_notebook`` and ``execute_notebook_async`` drive it with a kernel.
-nbformat is imported here, never by ``import runtimelib``.
+
+A notebook is either nbformat's (a NotebookNode, as these functions take and return) or the
+lighter ``nbfile.Node`` that the command reads without importing nbformat: every record
+added to it is made of the notebook's own kind. nbformat is imported only when needed.
 """
 
 from __future__ import annotations
@@ -15,17 +18,18 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import anyio
-import nbformat
-from nbformat import NotebookNode
 
+from . import nbfile
 from .errors import CellExecutionError, CellTimeoutError, KernelTimeoutError
 from .kernelspec import default_kernel_name
 from .messages import ExecuteReply, KernelInfoRequest, Message
 
 if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
     from .client import AsyncKernelClient, KernelClient
     from .manager import AsyncKernelManager, KernelManager
 
@@ -35,7 +39,7 @@ __all__ = ["NotebookRun", "execute_notebook", "execute_notebook_async", "read_no
 INTERRUPT_GRACE = 10.0
 
 #: Called before each cell runs: (position among the cells to run, how many run, the cell).
-CellCallback = Callable[[int, int, NotebookNode], None]
+CellCallback = Callable[[int, int, "NotebookNode"], None]
 
 _WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 _OUTPUT_TYPES = frozenset({"stream", "display_data", "execute_result", "error"})
@@ -48,21 +52,35 @@ def read_notebook(
 ) -> tuple[NotebookNode, Path | None]:
     """The notebook (as nbformat v4) and the folder it was read from, if it came from a file.
 
-    A ``NotebookNode`` is used as it is (and filled in place); a plain dict is converted.
+    A notebook node (nbformat's, or ``nbfile.Node``) is used as it is (and filled in place);
+    a plain dict is converted (and the result is a new notebook).
     """
+    if isinstance(nb_or_path, nbfile.Node):
+        return cast("NotebookNode", nb_or_path), None
+    import nbformat
+
     if isinstance(nb_or_path, (str, os.PathLike)):
         path = Path(nb_or_path)
         nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
-        return cast(NotebookNode, nb), path.parent.absolute()
-    nb = nb_or_path if isinstance(nb_or_path, NotebookNode) else _node(nb_or_path)
+        return cast("NotebookNode", nb), path.parent.absolute()
+    if isinstance(nb_or_path, dict) and hasattr(type(nb_or_path), "__getattr__"):
+        # A node with attribute access: nbformat's own, or the kind its converters make
+        # (a notebook converted from v3 is made of nbformat.v3's NotebookNode).
+        nb = nb_or_path
+    else:
+        nb = nbformat.from_dict(nb_or_path)  # type: ignore[no-untyped-call]
     if nb.get("nbformat", 4) < 4:
         nb = nbformat.convert(nb, 4)  # type: ignore[no-untyped-call]
-    return nb, None
+    return cast("NotebookNode", nb), None
 
 
-def _node(value: Mapping[str, Any]) -> NotebookNode:
-    """A NotebookNode (attribute access, as nbformat gives) from plain JSON data."""
-    return nbformat.from_dict(value)  # type: ignore[no-any-return,no-untyped-call]
+def _node_maker(nb: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], Any]:
+    """What turns plain JSON data into records of the same kind as ``nb``'s."""
+    if isinstance(nb, nbfile.Node):
+        return nbfile.from_dict
+    import nbformat
+
+    return cast("Callable[[Mapping[str, Any]], Any]", nbformat.from_dict)
 
 
 def _timestamp(message: Message[Any]) -> str:
@@ -91,6 +109,7 @@ class NotebookRun:
         store_widget_state: bool = True,
     ) -> None:
         self.nb = nb
+        self._node = _node_maker(nb)
         self.allow_errors = allow_errors
         self.skip_tag = skip_tag
         self.merge_streams = merge_streams
@@ -136,7 +155,7 @@ class NotebookRun:
         """Record the kernel's ``language_info`` in the notebook metadata."""
         language_info = reply.raw_content.get("language_info")
         if isinstance(language_info, dict):
-            self.nb.metadata["language_info"] = _node(language_info)
+            self.nb.metadata["language_info"] = self._node(language_info)
 
     def begin(self, index: int) -> None:
         """A cell is about to be sent: empty its outputs."""
@@ -146,7 +165,7 @@ class NotebookRun:
         cell.outputs = []
         self._clear_pending = False
         if self.record_timing:
-            cell.setdefault("metadata", _node({}))["execution"] = _node({})
+            cell.setdefault("metadata", self._node({}))["execution"] = self._node({})
 
     def on_message(self, index: int, message: Message[Any]) -> None:
         """Apply one message of the cell's execution (iopub, or the execute_reply)."""
@@ -238,7 +257,7 @@ class NotebookRun:
             if buffers:
                 entry["buffers"] = list(buffers.values())
             states[model_id] = entry
-        self.nb.metadata["widgets"] = _node(
+        self.nb.metadata["widgets"] = self._node(
             {_WIDGET_STATE: {"state": states, "version_major": 2, "version_minor": 0}}
         )
 
@@ -261,7 +280,7 @@ class NotebookRun:
             self._clear(index)
         if display_id:
             self._displays.setdefault(display_id, {}).setdefault(index, []).append(len(outputs))
-        outputs.append(_output(msg_type, content))
+        outputs.append(self._node(_output(msg_type, content)))
 
     def _clear(self, index: int) -> None:
         self.nb.cells[index].outputs.clear()
@@ -271,8 +290,8 @@ class NotebookRun:
                 positions[index] = []
 
     def _update_display(self, display_id: str, content: dict[str, Any]) -> None:
-        data = _node(content.get("data", {}))
-        metadata = _node(content.get("metadata", {}))
+        data = self._node(content.get("data", {}))
+        metadata = self._node(content.get("metadata", {}))
         for index, positions in self._displays.get(display_id, {}).items():
             outputs = self.nb.cells[index].outputs
             for position in positions:
@@ -299,7 +318,7 @@ class NotebookRun:
                 }
 
 
-def _output(msg_type: str, content: dict[str, Any]) -> NotebookNode:
+def _output(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
     """An nbformat v4 output record from an iopub message's content."""
     if msg_type == "stream":
         record = {"name": content.get("name", "stdout"), "text": content.get("text", "")}
@@ -313,7 +332,7 @@ def _output(msg_type: str, content: dict[str, Any]) -> NotebookNode:
         record = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
         if msg_type == "execute_result":
             record["execution_count"] = content.get("execution_count")
-    return _node({"output_type": msg_type, **record})
+    return {"output_type": msg_type, **record}
 
 
 def _merge_streams(outputs: list[NotebookNode]) -> list[NotebookNode]:
@@ -348,7 +367,7 @@ def _merge_streams(outputs: list[NotebookNode]) -> list[NotebookNode]:
 
 # -- drivers -----------------------------------------------------------------------------------
 
-NotebookSource = NotebookNode | Mapping[str, Any] | str | os.PathLike[str]
+NotebookSource = Union["NotebookNode", Mapping[str, Any], str, "os.PathLike[str]"]
 
 
 def _prepare(

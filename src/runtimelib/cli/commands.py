@@ -123,24 +123,27 @@ def _kernels(args: argparse.Namespace) -> int:
 def _install_kernelspec(args: argparse.Namespace) -> int:
     where = {"user": args.user, "sys_prefix": args.sys_prefix, "prefix": args.prefix}
     source = str(args.source)
-    if os.path.isdir(source):
-        if args.display_name:
-            raise UsageError("--display-name is for kernel classes; a folder has its kernel.json")
-        path = install_kernelspec(source, name=args.name, replace=args.replace, **where)
-    elif ":" in source:
-        from ..kernel.install import install_kernel_class
+    try:
+        if os.path.isdir(source):
+            if args.display_name:
+                raise UsageError("--display-name is for kernel classes; a folder has its own")
+            path = install_kernelspec(source, name=args.name, replace=args.replace, **where)
+        elif ":" in source:
+            from ..kernel.install import install_kernel_class
 
-        # As ``python -m`` would: a module in the current directory can be named.
-        sys.path.insert(0, os.getcwd())
-        path = install_kernel_class(
-            source,
-            name=args.name,
-            display_name=args.display_name,
-            replace=args.replace,
-            **where,
-        )
-    else:
-        raise UsageError(f"{source} is neither a folder nor MODULE:CLASS")
+            # As ``python -m`` would: a module in the current directory can be named.
+            sys.path.insert(0, os.getcwd())
+            path = install_kernel_class(
+                source,
+                name=args.name,
+                display_name=args.display_name,
+                replace=args.replace,
+                **where,
+            )
+        else:
+            raise UsageError(f"{source} is neither a folder nor MODULE:CLASS")
+    except errors.KernelSpecError as exc:
+        raise UsageError(str(exc)) from exc  # what was given cannot be installed
     print(f"installed {path.name} in {path}")
     return EXIT_OK
 
@@ -427,28 +430,31 @@ class _Progress:
 
 def _read_notebook(name: str) -> Any:
     """The notebook in file ``name`` (nbformat 4), or a one-line UsageError saying what is
-    wrong with the file."""
-    import nbformat
+    wrong with the file. A plain v4 file is read without nbformat (see ``nbfile``)."""
+    from .. import nbfile
 
     try:
         data = Path(name).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
     try:
-        top = json.loads(data)
+        nb = nbfile.loads(data)
     except ValueError as exc:
         raise UsageError(f"{name} is not a notebook: it is not JSON ({exc})") from exc
+    if nb is not None:
+        return nb
+    top = json.loads(data)
     if not isinstance(top, dict) or not isinstance(top.get("cells", []), list):
         raise UsageError(f"{name} is not a notebook: a notebook is a JSON object with cells")
     if "nbformat" not in top:
         raise UsageError(f"{name} is not a notebook: it has no 'nbformat' version")
+    import nbformat  # an older format to convert, or a file nbformat must judge
+
     try:
         return nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
     except Exception as exc:  # nbformat raises jsonschema's, its own and plain errors
-        message = str(getattr(exc, "message", "") or exc).strip().splitlines()
-        raise UsageError(
-            f"{name} is not a valid notebook: {message[0] if message else exc}"
-        ) from exc
+        lines = str(getattr(exc, "message", "") or exc).strip().splitlines() or [repr(exc)]
+        raise UsageError(f"{name} is not a valid notebook: {lines[0]}") from exc
 
 
 def _check_writable(target: Path) -> None:
@@ -466,11 +472,9 @@ def _check_writable(target: Path) -> None:
 
 def _write_notebook(nb: Any, target: Path) -> None:
     """Write atomically: a failed write leaves the earlier file whole, never a truncated one."""
-    import nbformat
+    from .. import nbfile
 
-    text = nbformat.writes(nb)  # type: ignore[no-untyped-call]
-    if not text.endswith("\n"):
-        text += "\n"  # as nbformat.write does
+    text = nbfile.dumps(nb)
     folder = target.absolute().parent
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
@@ -488,6 +492,21 @@ def _write_notebook(nb: Any, target: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _save_notebook(nb: Any, target: Path, source: Path) -> None:
+    """Write the executed notebook; if that fails now (its folder went away while the cells
+    ran, a full disk), the outputs are saved in the temporary folder instead of lost."""
+    try:
+        _write_notebook(nb, target)
+    except OSError as exc:
+        fd, rescue = tempfile.mkstemp(prefix=f"{source.stem}-executed-", suffix=".ipynb")
+        os.close(fd)
+        _write_notebook(nb, Path(rescue))
+        raise UsageError(
+            f"cannot write {target} ({exc.strerror or exc}); "
+            f"the executed notebook was saved in {rescue}"
+        ) from exc
 
 
 def _execute_notebook(args: argparse.Namespace) -> int:
@@ -548,7 +567,7 @@ def _execute_notebook(args: argparse.Namespace) -> int:
         report["cells_run"] = progress.started
         if target is not None and (failed is None or progress.started):
             # Outputs up to a failing cell are written too: they show what went wrong.
-            _write_notebook(nb, target)
+            _save_notebook(nb, target, path)
             report["output"] = str(target)
         if failed is not None:
             if target is not None and progress.started:
@@ -561,9 +580,7 @@ def _execute_notebook(args: argparse.Namespace) -> int:
                 where = f", written to {target}" if target is not None else ""
                 terminal.note(f"{path}: {cells} in {report['seconds']:.2f} s{where}")
             elif target is not None:
-                terminal.note(
-                    f"{path}: the notebook up to the failing cell was written to {target}"
-                )
+                terminal.note(f"{path}: the notebook up to the failing cell is in {target}")
     if args.json:
         _emit_json(reports if len(reports) > 1 else reports[0])
     return code

@@ -62,6 +62,9 @@ __all__ = ["PythonKernel"]
 T = TypeVar("T")
 
 _FLUSH_SECONDS = 0.05
+# After a shutdown, how long code that ignores the interrupt may run before the kernel
+# process leaves without it.
+_STUCK_CODE_GRACE = 1.0
 _NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
 _IMPORT_AT_END = re.compile(r"^\s*(import|from)\s+[\w]*$", re.MULTILINE)
 
@@ -163,6 +166,19 @@ class _Flusher(threading.Thread):
                 stream.flush_if_stale()
 
 
+class _AskExit:
+    """``exit`` and ``quit`` in the namespace: called, they ask the frontend to leave."""
+
+    def __init__(self, kernel: PythonKernel) -> None:
+        self._kernel = kernel
+
+    def __call__(self, keep_kernel: bool = False) -> None:
+        self._kernel.ask_exit(keep_kernel)
+
+    def __repr__(self) -> str:
+        return "Use exit() or Ctrl-D (the console's end of input) to leave."
+
+
 class DisplayHandle:
     """A display that can be updated later (what ``display(..., display_id=True)`` returns)."""
 
@@ -202,6 +218,8 @@ class PythonKernel(Kernel):
             "update_display": self.update_display,
             "clear_output": self.clear_output_now,
             "help": self.help,
+            "exit": _AskExit(self),
+            "quit": _AskExit(self),
         }
         # Payloads of the execute_reply being made (a page from help()).
         self._payloads: list[dict[str, Any]] = []
@@ -218,6 +236,7 @@ class PythonKernel(Kernel):
         self.shield = _Shield(self)
         self._shield_depth = 0
         self._deferred_interrupt = False
+        self._code_done = threading.Event()
 
     def serve(self) -> None:
         """Serve from a loop thread; run each cell's code here, in the main thread."""
@@ -236,11 +255,16 @@ class PythonKernel(Kernel):
                 self._jobs.put(None)
                 if self._running_code:  # shutting down while a cell runs: end it
                     self.interrupt()
+                    # Code that ignores interrupts would keep the process alive, serving
+                    # no one: give it a moment, then leave without it.
+                    if not self._code_done.wait(_STUCK_CODE_GRACE):
+                        os._exit(0)
 
         thread = threading.Thread(target=loop, name="runtimelib-kernel-loop", daemon=True)
         thread.start()
         while (job := self._jobs.get()) is not None:
             job()
+        self._code_done.set()
         thread.join()
         if failure:
             raise failure[0]
@@ -303,6 +327,11 @@ class PythonKernel(Kernel):
 
         text = pydoc.plain(pydoc.render_doc(args[0]))
         self._payloads.append({"source": "page", "data": {"text/plain": text}, "start": 0})
+
+    def ask_exit(self, keep_kernel: bool = False) -> None:
+        """Ask the frontend to leave once this cell is done (an "ask_exit" payload, as
+        IPython's ``exit()``); a console ends, and stops the kernel unless ``keep_kernel``."""
+        self._payloads.append({"source": "ask_exit", "keepkernel": bool(keep_kernel)})
 
     # -- the display API in the namespace -------------------------------------------------------
 
