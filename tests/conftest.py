@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -105,10 +106,18 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+class JupyterServer(NamedTuple):
+    """A Jupyter Server a test started."""
+
+    url: str
+    token: str
+    pid: int
+
+
 @pytest.fixture
-def jupyter_server(jupyter_env: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def jupyter_server(jupyter_env: Path, tmp_path: Path) -> Iterator[JupyterServer]:
     """A real Jupyter Server on 127.0.0.1 with a random token, writing its kernels'
-    connection files in the test's runtime dir; yields (base URL, token)."""
+    connection files in the test's runtime dir."""
     import secrets
     import socket
     import subprocess
@@ -147,7 +156,7 @@ def jupyter_server(jupyter_env: Path, tmp_path: Path) -> Iterator[tuple[str, str
                         "jupyter_server did not start:\n" + (tmp_path / "server.log").read_text()
                     ) from None
                 time.sleep(0.1)
-        yield url, token
+        yield JupyterServer(url, token, server.pid)
     finally:
         # SIGTERM: the server shuts its kernels down and removes their connection files.
         server.terminate()
