@@ -272,6 +272,20 @@ def _running(code: str) -> Iterator[subprocess.Popen[str]]:
         process.communicate()
 
 
+def write_stale_connection_file(runtime: Path, kernel_id: str, **extra: object) -> Path:
+    """The connection file (0600) of a kernel that is not running: nothing on its ports."""
+    runtime.mkdir(exist_ok=True)
+    path = runtime / f"kernel-{kernel_id}.json"
+    fields = {
+        "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
+        "hb_port": 5, "ip": "127.0.0.1", "key": "", "transport": "tcp",
+        "signature_scheme": "hmac-sha256",
+    }  # fmt: skip
+    path.write_text(json.dumps({**fields, **extra}))
+    path.chmod(0o600)
+    return path
+
+
 def _pid_gone(pid: int, timeout: float = 15.0) -> bool:
     """Whether process ``pid`` exits within ``timeout`` (a zombie, not yet reaped by the
     process that inherited it, has exited)."""
@@ -361,16 +375,7 @@ def test_stop_all_and_prune(jupyter_env: Path) -> None:
     ids = [
         json.loads(cli("start", "-k", "runtimelib-echo", "--json").stdout)["id"] for _ in range(2)
     ]
-    stale = jupyter_env / "kernel-stale.json"
-    stale.write_text(
-        json.dumps(
-            {
-                "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
-                "hb_port": 5, "ip": "127.0.0.1", "key": "", "transport": "tcp",
-                "signature_scheme": "hmac-sha256", "kernel_name": "gone",
-            }
-        )
-    )  # fmt: skip
+    stale = write_stale_connection_file(jupyter_env, "stale", kernel_name="gone")
     old = time.time() - 3600
     os.utime(stale, (old, old))
     pruned = cli("prune", "--json")
@@ -607,20 +612,11 @@ def _gone_pid() -> int:
 
 
 def test_restart_of_a_kernel_that_is_not_running(jupyter_env: Path) -> None:
-    fields = {
-        "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
-        "hb_port": 5, "ip": "127.0.0.1", "key": "", "transport": "tcp",
-        "signature_scheme": "hmac-sha256",
-    }  # fmt: skip
-    jupyter_env.mkdir(exist_ok=True)
     # Another program's kernel (no process record) whose heartbeat is silent.
-    foreign = jupyter_env / "kernel-foreign.json"
-    foreign.write_text(json.dumps(fields))
+    foreign = write_stale_connection_file(jupyter_env, "foreign")
     # One that runtimelib started, whose connection file does not name its kernelspec.
-    nameless = jupyter_env / "kernel-nameless.json"
     record = {"pid": _gone_pid(), "host": "", "owner": None}
-    nameless.write_text(json.dumps({**fields, "runtimelib_process": record}))
-    foreign.chmod(0o600)
+    nameless = write_stale_connection_file(jupyter_env, "nameless", runtimelib_process=record)
     nameless.chmod(0o644)  # other users may read it: a warning, on one line of its own
     try:
         done = cli("restart", "foreign")

@@ -19,7 +19,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from .conftest import JupyterServer
-from .test_cli import COMMAND, _pid_gone, _write, cli
+from .test_cli import COMMAND, _pid_gone, _write, cli, write_stale_connection_file
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
 
@@ -309,18 +309,7 @@ def test_ps_shows_the_pid_of_a_started_kernel() -> None:
 
 
 def test_prune_says_what_it_kept(jupyter_env: Path) -> None:
-    jupyter_env.mkdir(exist_ok=True)
-    young = jupyter_env / "kernel-young.json"
-    young.write_text(
-        json.dumps(
-            {
-                "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
-                "hb_port": 5, "ip": "127.0.0.1", "key": "", "transport": "tcp",
-                "signature_scheme": "hmac-sha256", "kernel_name": "gone",
-            }
-        )
-    )  # fmt: skip
-    young.chmod(0o600)
+    young = write_stale_connection_file(jupyter_env, "young", kernel_name="gone")
     done = cli("prune", timeout=30)
     assert done.returncode == 0
     assert "kept 1 file of kernels that do not answer, younger than 30 s" in done.stderr

@@ -31,6 +31,7 @@ from ..errors import (
     KernelProcessError,
     KernelSpecError,
     KernelTimeoutError,
+    RuntimelibError,
 )
 from ..kernelspec import find_kernelspec
 from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
@@ -187,10 +188,12 @@ def _end_process(
     still running does not hold the request up; then shutdown_request, SIGTERM, SIGKILL.
     """
     after_request, after_term = max(timeout, 0.1) * 0.6, max(timeout, 0.1) * 0.3
-    if _interrupt_mode(info) == "signal":
+    by_message = _interrupt_mode(info) == "message"
+    if not by_message:
         record.signal_group(signal.SIGINT)
-    with contextlib.suppress(Exception), Channel.connect(info, "control") as control:
-        if _interrupt_mode(info) == "message":
+    # A kernel whose sockets cannot be reached is still ended by the signals below.
+    with contextlib.suppress(RuntimelibError), Channel.connect(info, "control") as control:
+        if by_message:
             control.send(control.message(InterruptRequest()))
         control.send(control.message(ShutdownRequest(restart=restart)))
     by = "shutdown_request"
