@@ -20,6 +20,7 @@ from .protocol.signing import check_signature_scheme
 
 __all__ = [
     "CHANNELS",
+    "ConnectionFileWarning",
     "ConnectionInfo",
     "InsecureConnectionFileWarning",
     "find_free_ports",
@@ -41,6 +42,10 @@ _MAX_EXTRA_BINDS = 1000
 
 class InsecureConnectionFileWarning(UserWarning):
     """A connection file is readable or writable by other users, so its key is not secret."""
+
+
+class ConnectionFileWarning(UserWarning):
+    """A connection file could not be cleaned up (the kernel itself was stopped)."""
 
 
 class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):

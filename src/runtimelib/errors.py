@@ -71,7 +71,15 @@ class LocalProtocolError(ProtocolError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer sent something that is not a valid Jupyter message."""
+    """The peer sent something that is not a valid Jupyter message.
+
+    ``parent_id`` is the msg_id of the request the message answered, where that could be
+    read (a message too large to accept): the request fails with this error.
+    """
+
+    def __init__(self, *args: object, parent_id: str | None = None) -> None:
+        super().__init__(*args)
+        self.parent_id = parent_id
 
 
 class FramingError(RemoteProtocolError):
@@ -79,7 +87,8 @@ class FramingError(RemoteProtocolError):
 
 
 class MessageTooLargeError(RemoteProtocolError):
-    """A frame is larger than the limit the receiver was configured with."""
+    """A frame is larger than the limit the receiver was configured with (``max_frame_size``
+    of the session, or of the client: raise it to accept larger outputs)."""
 
 
 class SignatureError(RemoteProtocolError):

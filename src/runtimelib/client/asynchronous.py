@@ -44,7 +44,7 @@ from ..messages import (
     ShutdownReply,
     ShutdownRequest,
 )
-from ..protocol import Session
+from ..protocol import DEFAULT_MAX_FRAME_SIZE, Session
 from ..transports.base import AsyncTransport
 from ..transports.zmq import ZmqAsyncTransport
 from .comms import CommManager
@@ -124,6 +124,9 @@ class AsyncKernelClient:
     While open it reads every channel in the background, so a kernel publishing as fast as it
     can never outruns it, and any number of requests can be in flight at once. It talks
     through a transport: ZeroMQ when given a ConnectionInfo, or any ``AsyncTransport``.
+
+    ``max_frame_size`` bounds one frame of a received message (256 MiB by default): a
+    larger output fails its request with MessageTooLargeError instead of vanishing.
     """
 
     def __init__(
@@ -134,13 +137,19 @@ class AsyncKernelClient:
         heartbeat_interval: float | None = 1.0,
         heartbeat_misses: int = 5,
         ready_timeout: float | None = 60.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         if isinstance(connection, AsyncTransport):
             self.transport = connection
         else:
             self.transport = ZmqAsyncTransport(
                 connection,
-                session=session,
+                session=session
+                or Session(
+                    connection.key_bytes,
+                    connection.signature_scheme,
+                    max_frame_size=max_frame_size,
+                ),
                 heartbeat_interval=heartbeat_interval,
                 heartbeat_misses=heartbeat_misses,
             )
@@ -173,8 +182,9 @@ class AsyncKernelClient:
             try:
                 await self.wait_for_ready(self.ready_timeout)
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await self.aclose()
+                # Straight from here: the task group's scope must be the innermost one when
+                # it is exited (a shielding scope around this would nest the wrong way).
+                await self.aclose()
                 raise
         return self
 
@@ -216,6 +226,7 @@ class AsyncKernelClient:
                 continue
             self._seen = process
             code = await process.wait_async()
+            self.transport.flush()  # all it sent before dying is delivered first
             self.router.fail(KernelDiedError(f"the kernel exited with code {code}"))
             while (replacement := current()) is process or replacement is None:
                 await anyio.sleep(0.05)  # until a restart replaces it

@@ -41,7 +41,7 @@ from ..messages import (
     ShutdownReply,
     ShutdownRequest,
 )
-from ..protocol import Session
+from ..protocol import DEFAULT_MAX_FRAME_SIZE, Session
 from ..transports.base import Transport
 from ..transports.zmq import ZmqTransport
 from .comms import CommManager
@@ -144,7 +144,8 @@ class KernelClient:
     Safe to call from inside a running event loop (a notebook cell): it never runs one. The
     sockets are read all the time, by the transport's thread, or by a caller while it waits
     for its reply (no thread switch between the reply and the caller). Input handlers and
-    output callbacks run in the caller's thread.
+    output callbacks run in the caller's thread. ``max_frame_size`` is as for
+    AsyncKernelClient.
     """
 
     def __init__(
@@ -155,6 +156,7 @@ class KernelClient:
         heartbeat_interval: float | None = 1.0,
         heartbeat_misses: int = 5,
         ready_timeout: float | None = 60.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     ) -> None:
         self._heartbeat = (heartbeat_interval, heartbeat_misses)
         self._connection = connection
@@ -163,7 +165,9 @@ class KernelClient:
             self.transport = connection
             self.session = connection.session
         else:
-            self.session = session or Session(connection.key_bytes, connection.signature_scheme)
+            self.session = session or Session(
+                connection.key_bytes, connection.signature_scheme, max_frame_size=max_frame_size
+            )
         #: On entering, wait this long for the kernel to be ready (None: do not wait). Until
         #: iopub is subscribed the kernel's output is lost, so requests wait for it.
         self.ready_timeout = ready_timeout
@@ -249,6 +253,8 @@ class KernelClient:
             if process is None or not process.is_alive():
                 if process is not None and self.router.failure is None:
                     code = process.wait(1.0)
+                    if self.transport is not None:
+                        self.transport.flush()  # all it sent before dying is delivered first
                     self._fail(KernelDiedError(f"the kernel exited with code {code}"))
                 self._closed.wait(0.05)
                 continue

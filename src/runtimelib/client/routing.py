@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from ..errors import RemoteProtocolError
 from ..messages import Content, Message
 
 __all__ = ["DEFAULT_BACKLOG", "RESUBSCRIBE_WAIT", "Inbox", "Router"]
@@ -46,9 +47,14 @@ class Router:
         self.last_iopub = 0.0
 
     def open(self, msg_id: str, inbox: Inbox) -> None:
-        """Send the messages whose parent is ``msg_id`` to ``inbox`` from now on."""
+        """Send the messages whose parent is ``msg_id`` to ``inbox`` from now on.
+
+        While the kernel is known to be dead this raises that failure instead: the request
+        must not be sent at all. One reported failed must never reach a kernel later (a
+        stopped kernel that resumes, a dead one that its manager restarts on the same ports).
+        """
         if self.failure is not None:
-            inbox.put(self.failure)
+            raise self.failure
         self._inboxes[msg_id] = inbox
 
     def close(self, msg_id: str) -> None:
@@ -60,8 +66,16 @@ class Router:
         """How many requests are waiting."""
         return len(self._inboxes)
 
-    def dispatch(self, message: Message[Content]) -> None:
-        """Deliver one received message."""
+    def dispatch(self, message: Message[Content] | RemoteProtocolError) -> None:
+        """Deliver one received message, or the error that a message for a request could not
+        be read (too large): that request ends with it, rather than missing an output."""
+        if isinstance(message, RemoteProtocolError):
+            target = self._inboxes.get(message.parent_id or "")
+            if target is not None:
+                target.put(message)
+            else:
+                log.warning("dropped a message nobody waits for: %s", message)
+            return
         if message.channel == "iopub":
             self.last_iopub = time.monotonic()
         for listener in self.listeners:

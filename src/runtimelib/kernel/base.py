@@ -71,6 +71,7 @@ from ..messages import (
 )
 from ..protocol import Session
 from ..transports.zmq import AsyncChannel, recv_parts, zmq_events, zmq_fd
+from .children import end_descendants
 from .sockets import HeartbeatEcho, bind_kernel_socket
 
 __all__ = ["Kernel", "StdinNotAllowedError"]
@@ -186,6 +187,8 @@ class Kernel:
                 await self._stop_event.wait()
                 tg.cancel_scope.cancel()
         finally:
+            # What the user's code started goes with the kernel.
+            end_descendants()
             self.close()
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from types import TracebackType
 from typing import Any
@@ -11,10 +12,10 @@ from anyio.abc import TaskGroup
 
 from ..client.asynchronous import AsyncKernelClient
 from ..client.readiness import Readiness
-from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError
-from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
-from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel
-from .base import ManagerBase, log
+from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError, TransportError
+from ..messages import InterruptReply, InterruptRequest
+from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel, Farewell
+from .base import FAREWELL_SECONDS, ManagerBase, log
 from .process import KernelProcess
 
 __all__ = ["AsyncKernelManager"]
@@ -171,8 +172,9 @@ class AsyncKernelManager(ManagerBase):
     async def restart(self, *, new_ports: bool = False) -> None:
         """Stop the kernel and start it again, on the same ports unless ``new_ports``.
 
-        Clients connected to the same ports reconnect by themselves. The new kernel is
-        spawned first and the old one asked to stop at once (see ``_replaced_too_soon``).
+        Clients connected to the same ports reconnect by themselves. The old kernel is asked
+        to stop before the new one is spawned (so the request cannot reach the new one), and
+        the new one starts while the old one finishes (see ``_replaced_too_soon``).
         """
         self._restarting = True
         try:
@@ -180,9 +182,12 @@ class AsyncKernelManager(ManagerBase):
             if old is not None and new_ports:
                 await self._stop(old, graceful=True, restart=True)
                 old = None
+            if old is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._ask_to_stop(old, restart=True)
             process = self._launch(new_ports=new_ports)
             if old is not None:
-                await self._stop(old, graceful=True, restart=True)
+                await self._stop(old, graceful=True, restart=True, asked=True)
             try:
                 try:
                     await self._wait_ready(process)
@@ -204,22 +209,32 @@ class AsyncKernelManager(ManagerBase):
         if self.process is not None:
             await self._stop(self.process, graceful=not now)
 
-    async def _stop(self, process: KernelProcess, *, graceful: bool, restart: bool = False) -> None:
+    async def _ask_to_stop(self, process: KernelProcess, *, restart: bool) -> None:
+        """Interrupt the kernel and send it a shutdown_request, to this process only."""
+        if not process.is_alive() or self.connection_info is None:
+            return
+        messages = self._farewell(process, restart=restart)
+        # On failure the signals that follow still end it.
+        with contextlib.suppress(TransportError):
+            farewell = Farewell(self.connection_info, self._session())
+            await farewell.send_async(messages, process.is_alive, FAREWELL_SECONDS)
+
+    async def _stop(
+        self,
+        process: KernelProcess,
+        *,
+        graceful: bool,
+        restart: bool = False,
+        asked: bool = False,
+    ) -> None:
         after_request, after_term = self._shutdown_budget()
         self._stopping = not restart
         with anyio.CancelScope(shield=True):
-            if graceful and process.is_alive() and self.connection_info is not None:
-                control = AsyncChannel.connect(self.connection_info, "control")
-                try:
-                    interrupt = self._interrupt_first(process)
-                    with anyio.move_on_after(0.5):
-                        if interrupt is not None:
-                            await control.send(control.message(interrupt))
-                        await control.send(control.message(ShutdownRequest(restart=restart)))
-                    with anyio.move_on_after(after_request):
-                        await process.wait_async()
-                finally:
-                    control.close()
+            if graceful and process.is_alive():
+                if not asked:
+                    await self._ask_to_stop(process, restart=restart)
+                with anyio.move_on_after(after_request):
+                    await process.wait_async()
             if process.is_alive():
                 process.signal(signal.SIGTERM)
                 with anyio.move_on_after(after_term):

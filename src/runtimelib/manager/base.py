@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..connection import ConnectionInfo
+from ..connection import ConnectionFileWarning, ConnectionInfo
 from ..errors import ConnectionFileError, KernelLaunchError, KernelTimeoutError
 from ..kernelspec import KernelSpec, default_kernel_name, find_kernelspec
-from ..messages import Content, InterruptRequest, KernelInfoReply
+from ..messages import Content, InterruptRequest, KernelInfoReply, ShutdownRequest
 from ..protocol import Session
 from .process import KernelProcess, OutputMode
 from .record import ProcessRecord
 
 __all__ = ["ManagerBase", "runtime_dir"]
+
+#: How long a stopping kernel's control socket may take to connect for the shutdown request.
+FAREWELL_SECONDS = 0.5
 
 log = logging.getLogger("runtimelib.manager")
 
@@ -211,21 +214,35 @@ class ManagerBase:
         self._remove_connection_file()
 
     def _remove_connection_file(self) -> None:
-        if self.connection_file is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.connection_file.unlink()
+        """Remove the connection file; trouble doing so (it was replaced by a directory, say)
+        is a warning: the kernel is stopped all the same, and what is there is not ours."""
+        if self.connection_file is None:
+            return
+        try:
+            self.connection_file.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            warnings.warn(
+                f"kernel {self.kernel_id}: cannot remove its connection file "
+                f"{self.connection_file}: {exc.strerror or exc}",
+                ConnectionFileWarning,
+                stacklevel=2,
+            )
 
-    def _interrupt_first(self, process: KernelProcess) -> Content | None:
-        """Before a shutdown_request: interrupt the kernel, as jupyter_client does, so a cell
-        still running does not hold the shutdown up. Signal-mode kernels get SIGINT here; for
-        message-mode ones this returns the interrupt_request to send on control first.
+    def _farewell(self, process: KernelProcess, *, restart: bool) -> list[Content]:
+        """What to send the kernel on control to stop it: a shutdown_request, after an
+        interrupt, as jupyter_client does, so a cell still running does not hold the shutdown
+        up. Signal-mode kernels get SIGINT here; message-mode ones an interrupt_request first.
 
         (The xeus-python 0.19 wheel exits on SIGINT, so it is gone at once.)
         """
+        messages: list[Content] = [ShutdownRequest(restart=restart)]
         if self.spec.interrupt_mode == "message":
-            return InterruptRequest()
-        process.signal(signal.SIGINT)
-        return None
+            messages.insert(0, InterruptRequest())
+        else:
+            process.signal(signal.SIGINT)
+        return messages
 
     def _shutdown_budget(self) -> tuple[float, float]:
         """Seconds to wait after the shutdown request, then after SIGTERM; SIGKILL follows."""

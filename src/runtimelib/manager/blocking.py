@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -12,10 +13,10 @@ import zmq
 
 from ..client.blocking import KernelClient
 from ..client.readiness import Readiness
-from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError
-from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
-from ..transports.zmq import STARTUP_RECONNECT_MS, Channel
-from .base import ManagerBase, log
+from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError, TransportError
+from ..messages import InterruptReply, InterruptRequest
+from ..transports.zmq import STARTUP_RECONNECT_MS, Channel, Farewell
+from .base import FAREWELL_SECONDS, ManagerBase, log
 from .process import KernelProcess
 
 __all__ = ["KernelManager"]
@@ -161,8 +162,9 @@ class KernelManager(ManagerBase):
     def restart(self, *, new_ports: bool = False) -> None:
         """Stop the kernel and start it again, on the same ports unless ``new_ports``.
 
-        Clients connected to the same ports reconnect by themselves. The new kernel is
-        spawned first and the old one asked to stop at once (see ``_replaced_too_soon``).
+        Clients connected to the same ports reconnect by themselves. The old kernel is asked
+        to stop before the new one is spawned (so the request cannot reach the new one), and
+        the new one starts while the old one finishes (see ``_replaced_too_soon``).
         """
         with self._lock:
             self._restarting = True
@@ -171,9 +173,11 @@ class KernelManager(ManagerBase):
                 if old is not None and new_ports:
                     self._stop(old, graceful=True, restart=True)
                     old = None
+                if old is not None:
+                    self._ask_to_stop(old, restart=True)
                 process = self._launch(new_ports=new_ports)
                 if old is not None:
-                    self._stop(old, graceful=True, restart=True)
+                    self._stop(old, graceful=True, restart=True, asked=True)
                 try:
                     try:
                         self._wait_ready(process)
@@ -197,16 +201,30 @@ class KernelManager(ManagerBase):
             if self.process is not None:
                 self._stop(self.process, graceful=not now)
 
-    def _stop(self, process: KernelProcess, *, graceful: bool, restart: bool = False) -> None:
+    def _ask_to_stop(self, process: KernelProcess, *, restart: bool) -> None:
+        """Interrupt the kernel and send it a shutdown_request, to this process only."""
+        if not process.is_alive() or self.connection_info is None:
+            return
+        messages = self._farewell(process, restart=restart)
+        # On failure the signals that follow still end it.
+        with contextlib.suppress(TransportError):
+            farewell = Farewell(self.connection_info, self._session())
+            farewell.send(messages, process.is_alive, FAREWELL_SECONDS)
+
+    def _stop(
+        self,
+        process: KernelProcess,
+        *,
+        graceful: bool,
+        restart: bool = False,
+        asked: bool = False,
+    ) -> None:
         after_request, after_term = self._shutdown_budget()
         self._stopping = not restart
-        if graceful and process.is_alive() and self.connection_info is not None:
-            with Channel.connect(self.connection_info, "control") as control:
-                interrupt = self._interrupt_first(process)
-                if interrupt is not None:
-                    control.send(control.message(interrupt))
-                control.send(control.message(ShutdownRequest(restart=restart)))
-                process.wait(after_request)
+        if graceful and process.is_alive():
+            if not asked:
+                self._ask_to_stop(process, restart=restart)
+            process.wait(after_request)
         if process.is_alive():
             process.signal(signal.SIGTERM)
             process.wait(after_term)

@@ -136,8 +136,12 @@ class KernelProcess:
                 start_new_session=_POSIX,  # its own group: signals reach the kernel's children
                 close_fds=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            # ValueError: a NUL byte in an argument or environment value (a hostile spec).
             self._close_log()
+            if cwd is not None and not os.path.isdir(cwd):
+                why = f"its working directory {os.fspath(cwd)!r} does not exist"
+                raise KernelLaunchError(f"cannot start kernel {self.argv[0]!r}: {why}") from exc
             raise KernelLaunchError(f"cannot start kernel {self.argv[0]!r}: {exc}") from exc
         self.pid = self.popen.pid
         #: When it was spawned (time.monotonic()): what it publishes is newer than this.
@@ -232,7 +236,13 @@ class KernelProcess:
             self._log.close()
 
     def release(self) -> None:
-        """Free what watches the process; call once it has exited."""
+        """Free what watches the process, and end what it left in its process group (children
+        that ignored the signals it got); call once it has exited."""
+        if _POSIX and self.popen.poll() is not None:
+            # The group outlives its leader while a member runs, and no new group can take its
+            # id meanwhile: this reaches only the kernel's own leftovers.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         if self._guarded:
             _GUARD.forget(self.pid)
             self._guarded = False

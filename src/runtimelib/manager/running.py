@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -34,8 +35,9 @@ from ..errors import (
     RuntimelibError,
 )
 from ..kernelspec import find_kernelspec
-from ..messages import InterruptReply, InterruptRequest, ShutdownRequest
-from ..transports.zmq import Channel, Heartbeat
+from ..messages import Content, InterruptReply, InterruptRequest, ShutdownRequest
+from ..protocol import Session
+from ..transports.zmq import Channel, Farewell, Heartbeat
 from .discovery import locate_running_kernel
 from .record import ProcessRecord, wait_gone
 
@@ -48,6 +50,8 @@ __all__ = [
 
 # How long one heartbeat may take to come back while we watch a kernel stop or return.
 _BEAT_SECONDS = 0.3
+# How long the control socket may take to connect for the shutdown request.
+_FAREWELL_SECONDS = 1.0
 
 
 class KernelStopped(msgspec.Struct, frozen=True):
@@ -172,11 +176,24 @@ def _interrupt_mode(info: ConnectionInfo) -> str:
         return "signal"
 
 
-def _ask_to_shut_down(info: ConnectionInfo, *, restart: bool) -> None:
-    """shutdown_request on control, without waiting for the reply (a busy kernel may never
-    send one); the channel's linger gives the request time to leave."""
-    with Channel.connect(info, "control") as control:
-        control.send(control.message(ShutdownRequest(restart=restart)))
+def _ask_to_shut_down(
+    info: ConnectionInfo,
+    *,
+    restart: bool,
+    interrupt: bool = False,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
+    """shutdown_request (after an interrupt_request, with ``interrupt``) on control, to the
+    kernel listening now only: should it be gone before the request leaves, its owner's next
+    kernel on the same ports must not get it (see Farewell). No reply is awaited: a busy
+    kernel may never send one."""
+    messages: list[Content] = [ShutdownRequest(restart=restart)]
+    if interrupt:
+        messages.insert(0, InterruptRequest())
+    with contextlib.suppress(RuntimelibError):
+        Farewell(info, Session(info.key_bytes, info.signature_scheme)).send(
+            messages, alive, _FAREWELL_SECONDS
+        )
 
 
 def _end_process(
@@ -192,10 +209,7 @@ def _end_process(
     if not by_message:
         record.signal_group(signal.SIGINT)
     # A kernel whose sockets cannot be reached is still ended by the signals below.
-    with contextlib.suppress(RuntimelibError), Channel.connect(info, "control") as control:
-        if by_message:
-            control.send(control.message(InterruptRequest()))
-        control.send(control.message(ShutdownRequest(restart=restart)))
+    _ask_to_shut_down(info, restart=restart, interrupt=by_message, alive=record.is_running)
     by = "shutdown_request"
     if not wait_gone(record, after_request):
         by = "SIGTERM"

@@ -122,10 +122,6 @@ class Session:
                 f" got {len(frames) - split - 1} frames"
             )
         largest = max(map(len, frames))
-        if largest > self.max_frame_size:
-            raise MessageTooLargeError(
-                f"a frame of {largest} bytes exceeds the limit of {self.max_frame_size}"
-            )
         signature = frames[split + 1]
         # bytes() of a bytes object is the object itself: no copy in the common case.
         header_b, parent_b, metadata_b, content_b = map(bytes, frames[split + 2 : split + 6])
@@ -133,6 +129,13 @@ class Session:
             self.signer.verify(signature, (header_b, parent_b, metadata_b, content_b))
             # Recorded only now that it verified: forgeries cannot evict real signatures.
             self.replay_guard.check(bytes(signature))
+        if largest > self.max_frame_size:
+            # Signed, so the parent it names is real: the request it answers fails with this.
+            raise MessageTooLargeError(
+                f"a message of the kernel has a frame of {largest} bytes, more than the limit"
+                f" of {self.max_frame_size} (max_frame_size)",
+                parent_id=_parent_id(parent_b),
+            )
 
         problems: list[str] = []
         header = _decode_header(header_b, "header", problems)
@@ -160,6 +163,19 @@ class Session:
 
 
 _NO_RAW = RawParts()
+
+
+def _parent_id(raw: bytes) -> str | None:
+    """The msg_id in a parent header, if it can be read (it is small even when the rest of
+    the message is not)."""
+    if len(raw) > 65536:
+        return None
+    try:
+        value = _DICT_DECODER.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    msg_id = value.get("msg_id")
+    return msg_id if isinstance(msg_id, str) and msg_id else None
 
 
 def _find_delimiter(frames: Sequence[Buffer]) -> int:

@@ -14,13 +14,15 @@ from typing import Any
 
 import anyio
 
+from ..errors import RemoteProtocolError
 from ..messages import Content, Message
 from ..protocol import Session
 
 __all__ = ["AsyncTransport", "Deliver", "Transport"]
 
-#: Called with each message the transport receives, its ``channel`` set.
-Deliver = Callable[[Message[Content]], None]
+#: Called with each message the transport receives, its ``channel`` set; or with the error
+#: for one it could not read that answers a request (``RemoteProtocolError.parent_id``).
+Deliver = Callable[[Message[Content] | RemoteProtocolError], None]
 
 
 class AsyncTransport(abc.ABC):
@@ -47,6 +49,10 @@ class AsyncTransport(abc.ABC):
         A malformed message is dropped (and logged); a broken connection raises
         TransportError.
         """
+
+    def flush(self) -> None:  # noqa: B027 - nothing to do for a transport that holds nothing
+        """Deliver every message received so far, now. Before a request is failed because
+        the kernel died, so that all it sent first reaches its caller first."""
 
     async def watch(self, dead: Callable[[BaseException], None], alive: Callable[[], None]) -> None:
         """Tell when the kernel stops (``dead``) or resumes (``alive``) answering, until
@@ -84,6 +90,9 @@ class Transport(abc.ABC):
         switch per reply; this one leaves it to its own thread.
         """
         return event.wait(timeout)
+
+    def flush(self) -> None:  # noqa: B027 - nothing to do for a transport that holds nothing
+        """Deliver every message received so far before returning (see AsyncTransport)."""
 
     def wakeup(self) -> None:  # noqa: B027 - optional, and nothing to do by default
         """An event a caller waits on was set outside the transport's deliveries."""

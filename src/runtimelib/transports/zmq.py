@@ -40,6 +40,7 @@ __all__ = [
     "AsyncChannel",
     "AsyncHeartbeat",
     "Channel",
+    "Farewell",
     "Heartbeat",
     "ZmqAsyncTransport",
     "ZmqTransport",
@@ -92,8 +93,13 @@ def client_socket(
     session_id: str,
     context: zmq.Context[Any] | None = None,
     reconnect_ms: int = _RECONNECT_MS,
+    immediate: bool = False,
 ) -> zmq.Socket[Any]:
-    """A connected client socket for ``channel``, configured as the protocol needs."""
+    """A connected client socket for ``channel``, configured as the protocol needs.
+
+    ``immediate`` queues messages only once connected (ZMQ_IMMEDIATE); a negative
+    ``reconnect_ms`` never reconnects.
+    """
     if channel == "heartbeat":
         channel = "hb"
     kind = CLIENT_SOCKET_TYPES.get(channel)
@@ -107,6 +113,8 @@ def client_socket(
         # libzmq's default retry of 100 ms plus up to 100 ms of jitter would then be most of
         # the time to ready. Refused connects on a local port cost next to nothing.
         sock.setsockopt(zmq.RECONNECT_IVL, reconnect_ms)
+        if immediate:
+            sock.setsockopt(zmq.IMMEDIATE, 1)
         if channel in ("shell", "stdin"):
             # The kernel sends input_request to the identity the execute_request came from;
             # shell and stdin must share one (the session id) or input() cannot be answered.
@@ -386,6 +394,68 @@ class Heartbeat(_HeartbeatBase):
         self.close()
 
 
+class Farewell:
+    """Control messages for the kernel that listens on the control port now, and for no kernel
+    started on that port after it.
+
+    A restart starts the new kernel on the old one's ports while the old one stops. A plain
+    socket keeps what it is given until some kernel listens, and reconnects when one goes away:
+    a shutdown_request for the old kernel (gone already, killed by the interrupt sent before
+    it, say) would wait for the new one and stop it instead. This socket queues nothing until
+    it is connected (ZMQ_IMMEDIATE) and never reconnects; used before the new kernel is
+    spawned, the only kernel it can reach is the old one.
+    """
+
+    def __init__(self, info: ConnectionInfo, session: Session) -> None:
+        self.session = session
+        self.socket = client_socket(
+            info, "control", session_id=session.session_id, reconnect_ms=-1, immediate=True
+        )
+
+    def try_send(self, messages: list[Content]) -> int:
+        """Send the messages in order; how many went (fewer while not yet connected)."""
+        for sent, content in enumerate(messages):
+            frames = self.session.serialize(self.session.message(content, channel="control"))
+            try:
+                send_parts(self.socket, frames, zmq.NOBLOCK)
+            except zmq.Again:
+                return sent
+            except zmq.ZMQError as exc:
+                raise TransportError(f"cannot send on the control channel: {exc}") from exc
+        return len(messages)
+
+    def send(self, messages: list[Content], alive: Callable[[], bool], timeout: float) -> bool:
+        """Send them all once connected, while ``alive()``, for at most ``timeout`` seconds;
+        whether they went. Then close the socket (what went still leaves, to that kernel)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while messages and alive() and time.monotonic() < deadline:
+                messages = messages[self.try_send(messages) :]
+                if messages:
+                    time.sleep(0.002)  # not connected yet
+        finally:
+            self.close()
+        return not messages
+
+    async def send_async(
+        self, messages: list[Content], alive: Callable[[], bool], timeout: float
+    ) -> bool:
+        """``send`` for async code."""
+        deadline = anyio.current_time() + timeout
+        try:
+            while messages and alive() and anyio.current_time() < deadline:
+                messages = messages[self.try_send(messages) :]
+                if messages:
+                    await anyio.sleep(0.002)
+        finally:
+            self.close()
+        return not messages
+
+    def close(self) -> None:
+        """Close; what was sent still leaves (the socket lingers), to the old kernel only."""
+        self.socket.close()
+
+
 # -- transports: every channel of one kernel ------------------------------------------------------
 
 
@@ -465,10 +535,19 @@ class _Drain:
             try:
                 message = deserialize(frames, channel=name)
             except RemoteProtocolError as exc:
-                log.warning("dropped a malformed message on %s: %s", name, exc)
+                if exc.parent_id is None:
+                    log.warning("dropped a malformed message on %s: %s", name, exc)
+                    continue
+                deliver(exc)  # its request fails with it, rather than missing an output
                 continue
             deliver(message)
         return budget
+
+    def flush(self) -> None:
+        """Deliver everything every socket holds, whatever the descriptors said."""
+        self.dirty[:] = [True] * len(self.dirty)
+        while self.run(budget=1 << 30):
+            pass
 
     def after_send(self, sock: zmq.Socket[Any]) -> None:
         """A message was sent on ``sock``: deliver what arrived on it meanwhile."""
@@ -617,6 +696,11 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
                     await signalled.wait()
                     signalled = anyio.Event()
 
+    def flush(self) -> None:
+        """Deliver what the sockets hold now (from the event loop's thread)."""
+        if self._drain is not None:
+            self._drain.flush()
+
     async def watch(self, dead: Callable[[BaseException], None], alive: Callable[[], None]) -> None:
         """Ping the heartbeat; ``heartbeat_misses`` misses in a row mean the kernel is dead."""
         interval = self.heartbeat_interval
@@ -634,6 +718,7 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
                     continue
                 misses += 1
                 if misses == self.heartbeat_misses:
+                    self.flush()
                     dead(KernelDiedError(f"the kernel missed {misses} heartbeats in a row"))
 
     async def aclose(self) -> None:
@@ -684,6 +769,12 @@ class ZmqTransport(_ZmqSettings, Transport):
         if thread is None:
             return event.wait(timeout)
         return thread.wait(event, timeout)
+
+    def flush(self) -> None:
+        """Deliver what the sockets hold now, as the reader, before returning."""
+        thread = self._thread
+        if thread is not None:
+            thread.flush()
 
     def wakeup(self) -> None:
         """Make a waiting caller look at its event again (it was set from elsewhere)."""
@@ -893,6 +984,19 @@ class _IOThread(threading.Thread):
                     self._let_go()
         return True
 
+    def flush(self, timeout: float = 5.0) -> None:
+        """Take the reader's role and drain until the sockets are empty (see Transport.flush).
+        ``timeout`` bounds the wait for the role, should a handler hold it for long."""
+        nested = self._owner == threading.get_ident()
+        if not nested and not self._take_reading(threading.Event(), time.monotonic() + timeout):
+            return
+        try:
+            while self._drain():
+                pass
+        finally:
+            if not nested:
+                self._let_go()
+
     # -- readers ------------------------------------------------------------------------------
 
     def _take_reading(self, event: threading.Event, deadline: float) -> bool:
@@ -961,7 +1065,10 @@ class _IOThread(threading.Thread):
                 try:
                     message = session.deserialize(frames, channel=name)
                 except RemoteProtocolError as exc:
-                    log.warning("dropped a malformed message on %s: %s", name, exc)
+                    if exc.parent_id is None:
+                        log.warning("dropped a malformed message on %s: %s", name, exc)
+                        continue
+                    deliver(exc)  # its request fails with it, rather than missing an output
                     continue
                 deliver(message)
         if self._waiting > 1:
@@ -1087,6 +1194,7 @@ class _HeartWatch:
         if self.waiting:  # the last beat was not answered within the interval
             self.misses += 1
             if self.misses == self.limit:
+                self.thread.flush()  # what it sent before falling silent goes first
                 self.thread.dead(
                     KernelDiedError(f"the kernel missed {self.misses} heartbeats in a row")
                 )
