@@ -51,13 +51,14 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
 
 # -- 1. what was received before a death is delivered before the death ----------------------------
 
+LINES = 2000
 DIES_AFTER_OUTPUT = (
     "import os, signal, sys, time\n"
-    "for i in range(5000):\n"
+    "for i in range(LINES):\n"
     "    print(i, flush=True)\n"
     "time.sleep(0.5)\n"  # every line has left the kernel
     "os.kill(os.getpid(), signal.SIGKILL)\n"
-)
+).replace("LINES", str(LINES))
 
 
 def _slow_consumer(seen: list[int]) -> Callable[[Output], None]:
@@ -70,7 +71,7 @@ def _slow_consumer(seen: list[int]) -> Callable[[Output], None]:
 
 
 def _check_all_lines(seen: list[int]) -> None:
-    assert seen == list(range(5000)), f"{len(seen)} of 5000 lines, then the death"
+    assert seen == list(range(LINES)), f"{len(seen)} of {LINES} lines, then the death"
 
 
 @pytest.mark.parametrize("kernel", ["runtimelib-python", "python3"])
@@ -349,6 +350,7 @@ async def test_requests_around_a_death_and_auto_restart_run_once_or_fail_and_nev
                     try:
                         await kc.execute(f"open({str(marker)!r}, 'a').write('x')", timeout=5)
                     except errors.KernelDiedError:
+                        await anyio.sleep(0.01)  # and try again, as a caller would
                         continue
                     succeeded += 1
                     await anyio.sleep(0.01)
@@ -379,3 +381,44 @@ async def test_restarts_leave_the_new_kernel_running_async() -> None:
             await anyio.sleep(0.3)
             assert km.is_alive(), f"the new kernel died after restart {round_ + 1}"
             assert (await kc.execute(f"print({round_})", timeout=T)).stdout == f"{round_}\n"
+
+
+# -- a port taken between the pick and the kernel's bind -------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", ["python3", "runtimelib-python"])
+def test_a_kernel_that_finds_its_port_taken_starts_again_on_new_ports(
+    kernel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from runtimelib.manager import base
+
+    thief = socket.socket()
+    thief.bind(("127.0.0.1", 0))
+    thief.listen()
+    taken = thief.getsockname()[1]
+    picks: list[ConnectionInfo] = []
+    new = ConnectionInfo.new
+
+    def first_pick_is_taken(**kwargs: Any) -> ConnectionInfo:
+        # Another process bound this port after it was found free: the race, made certain.
+        info = new(**kwargs)
+        if not picks:
+            info = msgspec.structs.replace(info, shell_port=taken)
+        picks.append(info)
+        return info
+
+    monkeypatch.setattr(base.ConnectionInfo, "new", staticmethod(first_pick_is_taken))
+    try:
+        with KernelManager(kernel) as km, km.client() as kc:
+            assert len(picks) == 2
+            assert km.connection_info is not None
+            assert km.connection_info.shell_port != taken
+            assert kc.execute("print('started')", timeout=T).stdout == "started\n"
+        # Ports it was given are not its to change: that is an error.
+        given = msgspec.structs.replace(ConnectionInfo.new(), shell_port=taken)
+        with pytest.raises(errors.KernelLaunchError, match="Address already in use"):
+            KernelManager(kernel, connection_info=given).start()
+    finally:
+        thief.close()

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ..connection import ConnectionInfo
@@ -226,8 +227,9 @@ class AsyncKernelClient:
                 continue
             self._seen = process
             code = await process.wait_async()
-            self.transport.flush()  # all it sent before dying is delivered first
-            self.router.fail(KernelDiedError(f"the kernel exited with code {code}"))
+            # All it sent before dying is delivered first.
+            error = KernelDiedError(f"the kernel exited with code {code}")
+            self.transport.fail_after_delivery(error, self.router.fail)
             while (replacement := current()) is process or replacement is None:
                 await anyio.sleep(0.05)  # until a restart replaces it
             # Accept requests again once iopub has resubscribed (see KernelClient._reconnect).
@@ -240,6 +242,10 @@ class AsyncKernelClient:
         """A request made just after a restart waits (briefly) for the client to reconnect
         instead of failing with the old process's death or losing its idle status.
         """
+        if self.router.failure is not None:
+            # About to fail without waiting for anything: still let other tasks run, so a
+            # caller retrying in a loop cannot starve the restart it waits for.
+            await anyio.lowlevel.checkpoint()
         if self._process_watch is None:
             return
         limit = min(deadline, anyio.current_time() + RESUBSCRIBE_WAIT + 0.5)

@@ -248,14 +248,16 @@ class KernelClient:
 
     def _watch_process(self) -> None:
         assert self._process is not None
+        reported: KernelProcess | None = None
         while not self._closed.is_set():
             process = self._process()
             if process is None or not process.is_alive():
-                if process is not None and self.router.failure is None:
+                if process is not None and process is not reported:
+                    reported = process
                     code = process.wait(1.0)
-                    if self.transport is not None:
-                        self.transport.flush()  # all it sent before dying is delivered first
-                    self._fail(KernelDiedError(f"the kernel exited with code {code}"))
+                    self._fail_in_order(
+                        process, KernelDiedError(f"the kernel exited with code {code}")
+                    )
                 self._closed.wait(0.05)
                 continue
             if process is not self._seen:
@@ -301,6 +303,19 @@ class KernelClient:
         if transport is None or not self._started:
             return event.wait(timeout)
         return transport.wait(event, timeout)
+
+    def _fail_in_order(self, process: KernelProcess, error: BaseException) -> None:
+        """Fail pending requests because ``process`` died, once every message received
+        from it has been delivered; not if a restart has replaced it meanwhile."""
+
+        def fail(error: BaseException) -> None:
+            if self._process is not None and self._process() is process:
+                self._fail(error)
+
+        if self.transport is None:
+            fail(error)
+        else:
+            self.transport.fail_after_delivery(error, fail)
 
     def _fail(self, error: BaseException) -> None:
         """End every pending request with ``error`` (from a thread of ours, not a delivery)."""

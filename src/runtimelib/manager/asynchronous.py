@@ -35,16 +35,26 @@ class AsyncKernelManager(ManagerBase):
         """Launch the kernel and wait until it is ready (``startup_timeout``).
 
         A kernel that exits during startup raises KernelLaunchError at once, with its exit
-        code and the end of its output; one that does not answer in time is killed and
-        raises KernelTimeoutError.
+        code and the end of its output (unless it lost a port this manager picked to another
+        process: then it starts again on new ports); one that does not answer in time is
+        killed and raises KernelTimeoutError.
         """
         self._stopping = False
+        attempt = 0
         process = self._launch()
-        try:
-            await self._wait_ready(process)
-        except BaseException:
-            await self._stop(process, graceful=False)
-            raise
+        while True:
+            try:
+                await self._wait_ready(process)
+                return
+            except KernelLaunchError:
+                if not self._try_other_ports(process, attempt):
+                    await self._stop(process, graceful=False)
+                    raise
+            except BaseException:
+                await self._stop(process, graceful=False)
+                raise
+            attempt += 1
+            process = self._launch(new_ports=True)
 
     async def _wait_ready(self, process: KernelProcess) -> None:
         assert self.connection_info is not None

@@ -24,6 +24,8 @@ __all__ = ["ManagerBase", "runtime_dir"]
 
 #: How long a stopping kernel's control socket may take to connect for the shutdown request.
 FAREWELL_SECONDS = 0.5
+#: How many times a start goes on with new ports after its kernel found one taken.
+PORT_RETRIES = 3
 
 log = logging.getLogger("runtimelib.manager")
 
@@ -90,6 +92,8 @@ class ManagerBase:
         self.on_death: list[Callable[[Any, int | None], object]] = []
         self._started_at = 0.0
         self._stopping = False
+        #: Whether the ports were picked here (not given with ``connection_info``).
+        self._own_ports = False
 
     @property
     def spec(self) -> KernelSpec:
@@ -111,6 +115,7 @@ class ManagerBase:
         """Write the connection file and spawn the kernel (not yet ready)."""
         spec = self.spec
         if self.connection_info is None or new_ports:
+            self._own_ports = True
             self.connection_info = ConnectionInfo.new(
                 ip=self.ip,
                 transport="ipc" if self.transport == "ipc" else "tcp",
@@ -189,6 +194,23 @@ class ManagerBase:
     def _startup_timed_out(self, process: KernelProcess) -> KernelTimeoutError:
         error = self._launch_failed(process, f"was not ready in {self.startup_timeout} s")
         return KernelTimeoutError(str(error))
+
+    def _try_other_ports(self, process: KernelProcess, attempt: int) -> bool:
+        """Whether to start again on new ports a kernel that exited during startup.
+
+        Ports are picked free, written to the connection file, and bound by the kernel a
+        moment later; another process (a kernel starting at the same time, in another
+        program) can bind one in between, and the kernel exits with "Address already in
+        use". Ports this manager picked are picked again, a few times; ports it was given
+        are not its to change.
+        """
+        if not self._own_ports or attempt >= PORT_RETRIES or process.is_alive():
+            return False
+        if "Address already in use" not in process.output_tail():
+            return False
+        log.info("kernel %s: a port was taken before it could bind it; new ports", self.kernel_id)
+        process.release()
+        return True
 
     def _replaced_too_soon(self, process: KernelProcess) -> KernelProcess:
         """Start the kernel once more after a restart's new kernel exited during startup.

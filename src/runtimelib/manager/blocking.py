@@ -44,17 +44,27 @@ class KernelManager(ManagerBase):
         """Launch the kernel and wait until it is ready (``startup_timeout``).
 
         A kernel that exits during startup raises KernelLaunchError at once, with its exit
-        code and the end of its output; one that does not answer in time is killed and
-        raises KernelTimeoutError. Once ready, a thread watches the process (see monitor).
+        code and the end of its output (unless it lost a port this manager picked to another
+        process: then it starts again on new ports); one that does not answer in time is
+        killed and raises KernelTimeoutError. Once ready, a thread watches the process.
         """
         with self._lock:
             self._stopping = False
+            attempt = 0
             process = self._launch()
-            try:
-                self._wait_ready(process)
-            except BaseException:
-                self._stop(process, graceful=False)
-                raise
+            while True:
+                try:
+                    self._wait_ready(process)
+                    break
+                except KernelLaunchError:
+                    if not self._try_other_ports(process, attempt):
+                        self._stop(process, graceful=False)
+                        raise
+                except BaseException:
+                    self._stop(process, graceful=False)
+                    raise
+                attempt += 1
+                process = self._launch(new_ports=True)
             self._watch(process)
 
     def _watch(self, process: KernelProcess) -> None:

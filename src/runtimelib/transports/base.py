@@ -50,9 +50,13 @@ class AsyncTransport(abc.ABC):
         TransportError.
         """
 
-    def flush(self) -> None:  # noqa: B027 - nothing to do for a transport that holds nothing
-        """Deliver every message received so far, now. Before a request is failed because
-        the kernel died, so that all it sent first reaches its caller first."""
+    def fail_after_delivery(
+        self, error: BaseException, fail: Callable[[BaseException], None]
+    ) -> None:
+        """Call ``fail(error)`` once every message received so far has been delivered: before
+        requests fail because the kernel died, all it sent first reaches its callers first.
+        A transport that holds nothing fails at once."""
+        fail(error)
 
     async def watch(self, dead: Callable[[BaseException], None], alive: Callable[[], None]) -> None:
         """Tell when the kernel stops (``dead``) or resumes (``alive``) answering, until
@@ -91,8 +95,13 @@ class Transport(abc.ABC):
         """
         return event.wait(timeout)
 
-    def flush(self) -> None:  # noqa: B027 - nothing to do for a transport that holds nothing
-        """Deliver every message received so far before returning (see AsyncTransport)."""
+    def fail_after_delivery(
+        self, error: BaseException, fail: Callable[[BaseException], None]
+    ) -> None:
+        """Call ``fail(error)`` once every message received so far has been delivered (from
+        the reading thread): before requests fail because the kernel died, all it sent first
+        reaches its callers first. A transport that holds nothing fails at once."""
+        fail(error)
 
     def wakeup(self) -> None:  # noqa: B027 - optional, and nothing to do by default
         """An event a caller waits on was set outside the transport's deliveries."""

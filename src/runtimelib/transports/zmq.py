@@ -696,10 +696,13 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
                     await signalled.wait()
                     signalled = anyio.Event()
 
-    def flush(self) -> None:
-        """Deliver what the sockets hold now (from the event loop's thread)."""
+    def fail_after_delivery(
+        self, error: BaseException, fail: Callable[[BaseException], None]
+    ) -> None:
+        """Deliver what the sockets hold now, then ``fail(error)`` (in the loop's thread)."""
         if self._drain is not None:
             self._drain.flush()
+        fail(error)
 
     async def watch(self, dead: Callable[[BaseException], None], alive: Callable[[], None]) -> None:
         """Ping the heartbeat; ``heartbeat_misses`` misses in a row mean the kernel is dead."""
@@ -718,8 +721,8 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
                     continue
                 misses += 1
                 if misses == self.heartbeat_misses:
-                    self.flush()
-                    dead(KernelDiedError(f"the kernel missed {misses} heartbeats in a row"))
+                    error = KernelDiedError(f"the kernel missed {misses} heartbeats in a row")
+                    self.fail_after_delivery(error, dead)
 
     async def aclose(self) -> None:
         """Close every socket."""
@@ -770,11 +773,15 @@ class ZmqTransport(_ZmqSettings, Transport):
             return event.wait(timeout)
         return thread.wait(event, timeout)
 
-    def flush(self) -> None:
-        """Deliver what the sockets hold now, as the reader, before returning."""
+    def fail_after_delivery(
+        self, error: BaseException, fail: Callable[[BaseException], None]
+    ) -> None:
+        """Call ``fail(error)`` from the reader, once it has delivered all the sockets hold."""
         thread = self._thread
-        if thread is not None:
-            thread.flush()
+        if thread is None:
+            fail(error)
+        else:
+            thread.fail_after_delivery(error, fail)
 
     def wakeup(self) -> None:
         """Make a waiting caller look at its event again (it was set from elsewhere)."""
@@ -908,6 +915,8 @@ class _IOThread(threading.Thread):
         self._sigint = _HeldSigint()
         # Read but not yet delivered: a handler that reads in its delivery takes these first.
         self._undelivered: deque[tuple[str, list[bytes]]] = deque()
+        # A failure to deliver once the sockets are empty (see fail_after_delivery).
+        self._failure: tuple[BaseException, Callable[[BaseException], None]] | None = None
         # A context of its own: its I/O thread serves only this client, and nothing another
         # client left in a shared context can affect it.
         self.context: zmq.Context[Any] = zmq.Context()
@@ -984,18 +993,17 @@ class _IOThread(threading.Thread):
                     self._let_go()
         return True
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Take the reader's role and drain until the sockets are empty (see Transport.flush).
-        ``timeout`` bounds the wait for the role, should a handler hold it for long."""
-        nested = self._owner == threading.get_ident()
-        if not nested and not self._take_reading(threading.Event(), time.monotonic() + timeout):
+    def fail_after_delivery(
+        self, error: BaseException, fail: Callable[[BaseException], None]
+    ) -> None:
+        """Leave ``fail(error)`` to whoever reads: it runs once a drain finds the sockets
+        empty, so everything received before it is delivered first."""
+        if self._stopping or not self.is_alive():
+            fail(error)
             return
-        try:
-            while self._drain():
-                pass
-        finally:
-            if not nested:
-                self._let_go()
+        self._failure = (error, fail)
+        self.wake()
+        self.wake_reader()
 
     # -- readers ------------------------------------------------------------------------------
 
@@ -1045,6 +1053,9 @@ class _IOThread(threading.Thread):
         with self._lock:
             ready = [(n, sock) for n, sock in self.sockets.items() if zmq_events(sock) & POLLIN]
         if not ready and not pending:
+            failure, self._failure = self._failure, None
+            if failure is not None:
+                failure[1](failure[0])  # everything received before it was delivered
             return False
         taken = 0
         with self._sigint.held():
@@ -1194,11 +1205,11 @@ class _HeartWatch:
         if self.waiting:  # the last beat was not answered within the interval
             self.misses += 1
             if self.misses == self.limit:
-                self.thread.flush()  # what it sent before falling silent goes first
-                self.thread.dead(
-                    KernelDiedError(f"the kernel missed {self.misses} heartbeats in a row")
+                # What it sent before falling silent goes first.
+                self.thread.fail_after_delivery(
+                    KernelDiedError(f"the kernel missed {self.misses} heartbeats in a row"),
+                    self.thread.dead,
                 )
-                self.thread.wake_reader()  # a caller reading for its reply must see it
         with contextlib.suppress(zmq.ZMQError):
             self.socket.send(b"ping", zmq.NOBLOCK)
         self.waiting = True
