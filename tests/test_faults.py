@@ -56,7 +56,7 @@ DIES_AFTER_OUTPUT = (
     "import os, signal, sys, time\n"
     "for i in range(LINES):\n"
     "    print(i, flush=True)\n"
-    "time.sleep(0.5)\n"  # every line has left the kernel
+    "time.sleep(2)\n"  # every line has left the kernel, even on a busy machine
     "os.kill(os.getpid(), signal.SIGKILL)\n"
 ).replace("LINES", str(LINES))
 
@@ -422,3 +422,26 @@ def test_a_kernel_that_finds_its_port_taken_starts_again_on_new_ports(
             KernelManager(kernel, connection_info=given).start()
     finally:
         thief.close()
+
+
+# -- a kernel that has exited is never reported running ------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", ["runtimelib-python", "python3"])
+def test_wait_never_reports_an_exited_kernel_as_running(kernel: str) -> None:
+    # Another client stops the kernel; the manager's monitor thread reaps it at the moment
+    # this thread waits. Popen.poll() then answers None without looking.
+    from runtimelib.messages import ShutdownRequest
+    from runtimelib.transports.zmq import Channel
+
+    for _ in range(4):
+        with KernelManager(kernel) as km:
+            assert km.connection_info is not None
+            process = km.process
+            assert process is not None
+            with Channel.connect(km.connection_info, "control") as control:
+                control.send(control.message(ShutdownRequest(restart=False)))
+                started = time.monotonic()
+                code = process.wait(20.0)
+            assert code is not None, f"wait returned None after {time.monotonic() - started:.2f} s"
+            assert not process.is_alive()

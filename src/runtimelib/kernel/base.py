@@ -69,9 +69,9 @@ from ..messages import (
     UpdateDisplayData,
     reply_type,
 )
+from ..processes import end_descendants, pid_exists
 from ..protocol import Session
 from ..transports.zmq import AsyncChannel, recv_parts, zmq_events, zmq_fd
-from .children import end_descendants
 from .sockets import HeartbeatEcho, bind_kernel_socket
 
 __all__ = ["Kernel", "StdinNotAllowedError"]
@@ -99,16 +99,6 @@ def _launcher_pid() -> int:
         return int(os.environ.get("JPY_PARENT_PID", "0"))
     except ValueError:
         return 0
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Kernel:
@@ -213,7 +203,7 @@ class Kernel:
             while os.getppid() == pid:
                 await anyio.sleep(1.0)
         else:
-            while _exists(pid):
+            while pid_exists(pid):
                 await anyio.sleep(1.0)
         log.warning("parent process %s is gone; shutting down", pid)
         self.stop()

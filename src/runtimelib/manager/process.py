@@ -159,11 +159,30 @@ class KernelProcess:
     @property
     def returncode(self) -> int | None:
         """The exit code, or None while it runs (negative: killed by that signal)."""
-        return self.popen.poll()
+        return self._poll()
 
     def is_alive(self) -> bool:
         """Whether the process is still running."""
-        return self.popen.poll() is None
+        return self._poll() is None
+
+    def _poll(self) -> int | None:
+        """The exit code, or None while it runs; never None once it has exited.
+
+        ``Popen.poll()`` answers None without looking while another thread holds its waitpid
+        lock (a manager's monitor reaping the process at that very moment): so a None is
+        checked with waitid, which looks without reaping, and for an exited process a
+        blocking wait then returns as soon as that other thread is done.
+        """
+        code = self.popen.poll()
+        if code is not None or not hasattr(os, "waitid"):
+            return code
+        try:
+            exited = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            exited = True  # reaped already, by that other thread
+        except OSError:
+            return None
+        return self.popen.wait() if exited else None
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the kernel's whole process group (its children too)."""
@@ -187,7 +206,7 @@ class KernelProcess:
             # Popen.wait(timeout) polls with sleeps of up to 50 ms; the pidfd wakes us at once.
             with contextlib.suppress(OSError, ValueError):
                 select.select([self._pidfd], [], [], timeout)
-            return self.popen.poll()
+            return self._poll()
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -216,7 +235,7 @@ class KernelProcess:
                 if self._pidfd_release:
                     self._close_pidfd()
         delay = 0.005
-        while (code := self.popen.poll()) is None:
+        while (code := self._poll()) is None:
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.1)
         return code
@@ -238,7 +257,7 @@ class KernelProcess:
     def release(self) -> None:
         """Free what watches the process, and end what it left in its process group (children
         that ignored the signals it got); call once it has exited."""
-        if _POSIX and self.popen.poll() is not None:
+        if _POSIX and self._poll() is not None:
             # The group outlives its leader while a member runs, and no new group can take its
             # id meanwhile: this reaches only the kernel's own leftovers.
             with contextlib.suppress(ProcessLookupError, PermissionError):

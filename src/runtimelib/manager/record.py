@@ -28,34 +28,12 @@ import time
 import msgspec
 
 from ..connection import ConnectionInfo
+from ..processes import pid_exists, process_start
 
-__all__ = ["RECORD_KEY", "ProcessRecord", "process_start", "wait_gone"]
+__all__ = ["RECORD_KEY", "ProcessRecord", "wait_gone"]
 
 #: The connection file key that holds the record.
 RECORD_KEY = "runtimelib_process"
-
-
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot), None where it cannot be told."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name, in parentheses, may itself hold spaces and parentheses.
-    fields = stat.rsplit(b")", 1)[-1].split()
-    try:
-        return int(fields[19])  # field 22 of proc(5); fields[0] here is field 3
-    except (IndexError, ValueError):
-        return None
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[-1].split()[:1] == [b"Z"]
-    except OSError:
-        return False
 
 
 class ProcessRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,13 +78,7 @@ class ProcessRecord(msgspec.Struct, frozen=True, kw_only=True):
         """Whether the recorded process still runs: same machine, same pid, same start."""
         if self.host and self.host != socket.gethostname():
             return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # someone else's process by now, or ours under another uid: check the start
-        if _is_zombie(self.pid):
+        if not pid_exists(self.pid):
             return False
         return self.start is None or process_start(self.pid) == self.start
 
@@ -114,13 +86,7 @@ class ProcessRecord(msgspec.Struct, frozen=True, kw_only=True):
         """Whether the launcher still manages the kernel (it may restart it on its own)."""
         if self.owner is None or self.owner == os.getpid():
             return False
-        try:
-            os.kill(self.owner, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return not _is_zombie(self.owner)
+        return pid_exists(self.owner)
 
     def signal_group(self, signum: int) -> None:
         """Send ``signum`` to the kernel's process group (its children too), if it runs.

@@ -48,8 +48,13 @@ __all__ = [
     "stop_running_kernel",
 ]
 
-# How long one heartbeat may take to come back while we watch a kernel stop or return.
-_BEAT_SECONDS = 0.3
+# How long one heartbeat may take to come back while we watch a kernel stop or return, and
+# how many must go unanswered in a row before it counts as silent: a kernel on a busy machine
+# can be slow to echo one beat without having stopped.
+_BEAT_SECONDS = 0.5
+_SILENT_BEATS = 2
+# How long a kernel may take to answer the first beat before it counts as not running.
+_FIRST_BEAT_SECONDS = 2.0
 # How long the control socket may take to connect for the shutdown request.
 _FAREWELL_SECONDS = 1.0
 
@@ -90,7 +95,7 @@ def stop_running_kernel(
         by = _end_process(info, record, timeout, restart=False)
         _remove(path)
         return KernelStopped(kernel_id, path, True, record.pid, by)
-    if not _answers(info, 0.5):
+    if not _answers(info, _FIRST_BEAT_SECONDS):
         return KernelStopped(kernel_id, path, False)
     _ask_to_shut_down(info, restart=False)
     if not _falls_silent(info, time.monotonic() + timeout):
@@ -130,7 +135,7 @@ def restart_running_kernel(
             f"kernel {kernel_id} is managed by process {record.owner}, which would not start "
             "it again; restart it there, or stop it first"
         )
-    if not _answers(info, 0.5):
+    if not _answers(info, _FIRST_BEAT_SECONDS):
         raise KernelNotRunningError(
             f"kernel {kernel_id} is not running (its heartbeat does not answer); "
             "`runtimelib prune` removes its connection file"
@@ -276,9 +281,15 @@ def _answers(info: ConnectionInfo, timeout: float) -> bool:
 
 def _falls_silent(info: ConnectionInfo, deadline: float) -> bool:
     """Wait until the kernel's heartbeat stops answering; True if it did before ``deadline``."""
+    misses = 0
     with Heartbeat(info) as heart:
         while time.monotonic() < deadline:
-            if not heart.ping(min(_BEAT_SECONDS, max(deadline - time.monotonic(), 0.01))):
+            if heart.ping(min(_BEAT_SECONDS, max(deadline - time.monotonic(), 0.01))):
+                misses = 0
+                time.sleep(0.05)
+                continue
+            misses += 1
+            if misses >= _SILENT_BEATS:
                 return True
     return False
 

@@ -464,6 +464,16 @@ _epoll = getattr(select, "epoll", None)
 _EPOLLIN = getattr(select, "EPOLLIN", 1)
 
 
+def _unreadable(error: RemoteProtocolError, channel: str, deliver: Deliver) -> None:
+    """A received message that cannot be read: the request it answers (when it names one, a
+    message too large, say) fails with the error rather than missing an output; anything
+    else is dropped and logged (forged, or not a message at all)."""
+    if error.parent_id is None:
+        log.warning("dropped a malformed message on %s: %s", channel, error)
+    else:
+        deliver(error)
+
+
 class _Drain:
     """Takes the messages the sockets of an async transport hold and delivers them.
 
@@ -535,10 +545,7 @@ class _Drain:
             try:
                 message = deserialize(frames, channel=name)
             except RemoteProtocolError as exc:
-                if exc.parent_id is None:
-                    log.warning("dropped a malformed message on %s: %s", name, exc)
-                    continue
-                deliver(exc)  # its request fails with it, rather than missing an output
+                _unreadable(exc, name, deliver)
                 continue
             deliver(message)
         return budget
@@ -1076,10 +1083,7 @@ class _IOThread(threading.Thread):
                 try:
                     message = session.deserialize(frames, channel=name)
                 except RemoteProtocolError as exc:
-                    if exc.parent_id is None:
-                        log.warning("dropped a malformed message on %s: %s", name, exc)
-                        continue
-                    deliver(exc)  # its request fails with it, rather than missing an output
+                    _unreadable(exc, name, deliver)
                     continue
                 deliver(message)
         if self._waiting > 1:
