@@ -379,9 +379,12 @@ class Kernel:
             except Exception as exc:  # a handler bug must not kill the kernel
                 log.exception("handler for %s failed", request.msg_type)
                 reply = self._error_reply(request, type(exc).__name__, str(exc))
+            # idle is published before the reply is sent (the protocol allows either order):
+            # a client that acts on the reply, by subscribing anew say, can then never be
+            # handed this request's idle afterwards, ahead of its iopub_welcome.
+            await self.publish(Status(execution_state="idle"), request)
             if reply is not None:
                 await channel.send(self._reply_message(request, reply))
-            await self.publish(Status(execution_state="idle"), request)
         finally:
             _current.reset(token)
 
