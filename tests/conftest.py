@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,12 @@ TEST_SPECS: dict[str, dict[str, object]] = {
         "display_name": "Bash",
         "language": "bash",
     },
+    # A metakernel kernel: its replies have shapes the others' do not.
+    "calysto_scheme": {
+        "argv": [PY, "-m", "calysto_scheme", "-f", "{connection_file}"],
+        "display_name": "Calysto Scheme",
+        "language": "scheme",
+    },
 }
 
 
@@ -87,8 +94,24 @@ def jupyter_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     # ipykernel's history database would otherwise be shared by every kernel of the run.
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     yield runtime
-    leftovers = sorted(p.name for p in runtime.glob("kernel-*.json")) if runtime.exists() else []
-    assert leftovers == [], f"connection files left behind: {leftovers}"
+    leftovers = sorted(runtime.glob("kernel-*.json")) if runtime.exists() else []
+    for path in leftovers:
+        _end_left_kernel(path)
+    assert [p.name for p in leftovers] == [], "connection files left behind"
+
+
+def _end_left_kernel(path: Path) -> None:
+    """End the kernel a failed test left running (``runtimelib start`` kernels outlive the
+    command), so that one failure does not leave processes behind; the test still fails."""
+    from runtimelib import ConnectionInfo
+    from runtimelib.manager.record import ProcessRecord
+
+    try:
+        record = ProcessRecord.read(ConnectionInfo.from_file(path))
+    except Exception:
+        return
+    if record is not None and record.is_running():
+        record.signal_group(signal.SIGKILL)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@
     │   ├── KernelLaunchError             it could not be started, or exited during startup
     │   ├── KernelDiedError               it died while we depended on it
     │   └── KernelNotRunningError         a running kernel was named, but it is gone
+    ├── KernelReplyError                  the kernel answered a request with an error reply
     └── CellExecutionError                a notebook cell raised (and errors were not allowed)
         └── CellTimeoutError (TimeoutError) a notebook cell ran past its timeout
 
@@ -42,6 +43,7 @@ __all__ = [
     "KernelLaunchError",
     "KernelNotRunningError",
     "KernelProcessError",
+    "KernelReplyError",
     "KernelSpecError",
     "KernelTimeoutError",
     "LocalProtocolError",
@@ -145,6 +147,16 @@ class KernelDiedError(KernelProcessError):
 
 class KernelNotRunningError(KernelProcessError):
     """The kernel named (by id or connection file) is not running: its file outlived it."""
+
+
+class KernelReplyError(RuntimelibError):
+    """The kernel answered a request with an error reply, where the caller needs a result
+    (a subshell id, say); ``ename`` and ``evalue`` are the kernel's."""
+
+    def __init__(self, message: str, *, ename: str = "", evalue: str = "") -> None:
+        super().__init__(message)
+        self.ename = ename
+        self.evalue = evalue
 
 
 class CellExecutionError(RuntimelibError):

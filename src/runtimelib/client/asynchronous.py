@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
@@ -15,7 +16,13 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ..connection import ConnectionInfo
-from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, TransportError
+from ..errors import (
+    KernelDiedError,
+    KernelTimeoutError,
+    RemoteProtocolError,
+    RuntimelibError,
+    TransportError,
+)
 from ..messages import (
     CommInfoReply,
     CommInfoRequest,
@@ -50,9 +57,9 @@ from ..transports.base import AsyncTransport
 from ..transports.zmq import ZmqAsyncTransport
 from .comms import CommManager
 from .execution import Execution
-from .outputs import ExecutionResult, Output
+from .outputs import ExecutionResult, Output, subshell_id
 from .readiness import Readiness
-from .routing import RESUBSCRIBE_WAIT, Router
+from .routing import RECONNECT_WAIT, Router
 
 if TYPE_CHECKING:
     from ..manager.process import KernelProcess
@@ -227,16 +234,17 @@ class AsyncKernelClient:
                 continue
             self._seen = process
             code = await process.wait_async()
+            self._seen = None
             # All it sent before dying is delivered first.
             error = KernelDiedError(f"the kernel exited with code {code}")
             self.transport.fail_after_delivery(error, self.router.fail)
-            while (replacement := current()) is process or replacement is None:
+            while current() is process or current() is None:
                 await anyio.sleep(0.05)  # until a restart replaces it
-            # Accept requests again once iopub has resubscribed (see KernelClient._reconnect).
-            with anyio.move_on_after(RESUBSCRIBE_WAIT):
-                while self.router.last_iopub < replacement.started:
-                    await anyio.sleep(0.02)
+            # Requests wait (see _settle) until the new kernel answers and our iopub hears it
+            # (see KernelClient._reconnect).
             self.router.recover()
+            with contextlib.suppress(RuntimelibError):
+                await self._ready(anyio.current_time() + RECONNECT_WAIT, new_kernel=True)
 
     async def _settle(self, deadline: float) -> None:
         """A request made just after a restart waits (briefly) for the client to reconnect
@@ -248,7 +256,7 @@ class AsyncKernelClient:
             await anyio.lowlevel.checkpoint()
         if self._process_watch is None:
             return
-        limit = min(deadline, anyio.current_time() + RESUBSCRIBE_WAIT + 0.5)
+        limit = min(deadline, anyio.current_time() + RECONNECT_WAIT + 0.5)
         while anyio.current_time() < limit:
             process = self._process_watch()
             if process is None or not process.is_alive():
@@ -394,9 +402,7 @@ class AsyncKernelClient:
 
     async def create_subshell(self, *, timeout: float | None = None) -> str:
         """Create a subshell; returns its id, for ``subshell_id=`` on later requests."""
-        return (
-            await self._reply(CreateSubshellRequest(), CreateSubshellReply, timeout)
-        ).subshell_id
+        return subshell_id(await self._reply(CreateSubshellRequest(), CreateSubshellReply, timeout))
 
     async def list_subshells(self, *, timeout: float | None = None) -> list[str]:
         """The kernel's subshell ids."""
@@ -410,24 +416,30 @@ class AsyncKernelClient:
 
     async def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
-        readiness = Readiness(self.session)
         deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
         await self._settle(deadline)
-        backlog_seen = len(self.router.backlog)
+        return await self._ready(deadline)
 
+    async def _ready(self, deadline: float, *, new_kernel: bool = False) -> KernelInfoReply:
+        """kernel_info until a reply comes and iopub is heard. For a ``new_kernel`` (after a
+        restart) only its own iopub counts: a late message of the old one proves nothing."""
+        readiness = Readiness(self.session)
         current: list[_Inbox] = []
 
         def watch(message: Message[Content]) -> None:
             # iopub_welcome has no parent, so the router does not send it to our inbox:
             # hand it over here, or the wait would last until the next resend.
-            if message.channel == "iopub" and message.parent_id not in readiness.sent:
-                readiness.on_iopub(message)
-                for inbox in current:
-                    inbox.put(message)
+            if message.channel != "iopub" or message.parent_id in readiness.sent:
+                return
+            if new_kernel and message.msg_type != "iopub_welcome":
+                return
+            readiness.on_iopub(message)
+            for inbox in current:
+                inbox.put(message)
 
         self.router.listeners.append(watch)
         try:
-            if backlog_seen and any(m.channel == "iopub" for m in self.router.backlog):
+            if not new_kernel and any(m.channel == "iopub" for m in self.router.backlog):
                 readiness.heard_iopub = True
             while not readiness.ready:
                 request = readiness.request()

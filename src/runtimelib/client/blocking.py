@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -11,7 +12,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..connection import ConnectionInfo
-from ..errors import KernelDiedError, KernelTimeoutError, RemoteProtocolError, TransportError
+from ..errors import (
+    KernelDiedError,
+    KernelTimeoutError,
+    RemoteProtocolError,
+    RuntimelibError,
+    TransportError,
+)
 from ..messages import (
     CommInfoReply,
     CommInfoRequest,
@@ -46,9 +53,9 @@ from ..transports.base import Transport
 from ..transports.zmq import ZmqTransport
 from .comms import CommManager
 from .execution import Execution
-from .outputs import ExecutionResult, Output
+from .outputs import ExecutionResult, Output, subshell_id
 from .readiness import Readiness
-from .routing import RESUBSCRIBE_WAIT, Router
+from .routing import RECONNECT_WAIT, Router
 
 if TYPE_CHECKING:
     from ..manager.process import KernelProcess
@@ -269,19 +276,15 @@ class KernelClient:
 
     def _reconnect(self, process: KernelProcess) -> None:
         """A restart replaced the kernel (maybe faster than a poll could see it die): end what
-        waited on the old one, and accept requests again once our iopub has resubscribed to the
-        new one (any message newer than it), or the idle that ends a request could be lost.
+        waited on the old one, and let requests through again once the new one answers and
+        our iopub hears it (requests wait meanwhile, see _settle): a request sent before the
+        subscription reached the new kernel would lose the idle status that ends it.
         """
         if self.router.failure is None:
             self._fail(KernelDiedError("the kernel was restarted"))
-        limit = time.monotonic() + RESUBSCRIBE_WAIT
-        while (
-            self.router.last_iopub < process.started
-            and time.monotonic() < limit
-            and not self._closed.wait(0.02)
-        ):
-            pass
         self.router.recover()
+        with contextlib.suppress(RuntimelibError):
+            self._ready(time.monotonic() + RECONNECT_WAIT, new_kernel=True)
 
     def _settle(self, deadline: float) -> None:
         """A request made just after a restart waits (briefly) for the client to reconnect
@@ -289,7 +292,7 @@ class KernelClient:
         """
         if self._process is None:
             return
-        limit = min(deadline, time.monotonic() + RESUBSCRIBE_WAIT + 0.5)
+        limit = min(deadline, time.monotonic() + RECONNECT_WAIT + 0.5)
         while time.monotonic() < limit:
             process = self._process()
             if process is None or not process.is_alive():
@@ -435,7 +438,7 @@ class KernelClient:
 
     def create_subshell(self, *, timeout: float | None = None) -> str:
         """Create a subshell; returns its id, for ``subshell_id=`` on later requests."""
-        return self._reply(CreateSubshellRequest(), CreateSubshellReply, timeout).subshell_id
+        return subshell_id(self._reply(CreateSubshellRequest(), CreateSubshellReply, timeout))
 
     def list_subshells(self, *, timeout: float | None = None) -> list[str]:
         """The kernel's subshell ids."""
@@ -447,23 +450,30 @@ class KernelClient:
 
     def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
-        readiness = Readiness(self.session)
         deadline = time.monotonic() + timeout if timeout is not None else float("inf")
         self._settle(deadline)
+        return self._ready(deadline)
 
+    def _ready(self, deadline: float, *, new_kernel: bool = False) -> KernelInfoReply:
+        """kernel_info until a reply comes and iopub is heard. For a ``new_kernel`` (after a
+        restart) only its own iopub counts: a late message of the old one proves nothing."""
+        readiness = Readiness(self.session)
         current: list[_Inbox] = []
 
         def watch(message: Message[Content]) -> None:
             # iopub_welcome has no parent, so the router does not send it to our inbox:
             # hand it over here, or the wait would last until the next resend.
-            if message.channel == "iopub" and message.parent_id not in readiness.sent:
-                readiness.on_iopub(message)
-                for inbox in current:
-                    inbox.put(message)
+            if message.channel != "iopub" or message.parent_id in readiness.sent:
+                return
+            if new_kernel and message.msg_type != "iopub_welcome":
+                return
+            readiness.on_iopub(message)
+            for inbox in current:
+                inbox.put(message)
 
         self.router.listeners.append(watch)
         try:
-            if any(m.channel == "iopub" for m in list(self.router.backlog)):
+            if not new_kernel and any(m.channel == "iopub" for m in list(self.router.backlog)):
                 readiness.heard_iopub = True
             while not readiness.ready:
                 request = readiness.request()

@@ -6,10 +6,11 @@ from typing import Any
 
 import msgspec
 
-from ..errors import RuntimelibError
+from ..errors import KernelReplyError, RuntimelibError
 from ..messages import (
     ClearOutput,
     Content,
+    CreateSubshellReply,
     DisplayData,
     Error,
     ExecuteReply,
@@ -18,7 +19,14 @@ from ..messages import (
     UpdateDisplayData,
 )
 
-__all__ = ["ExecutionError", "ExecutionResult", "Output", "OutputCollector", "to_nbformat"]
+__all__ = [
+    "ExecutionError",
+    "ExecutionResult",
+    "Output",
+    "OutputCollector",
+    "subshell_id",
+    "to_nbformat",
+]
 
 #: An output of an execution, as the message content that produced it.
 Output = Stream | DisplayData | ExecuteResult | Error
@@ -213,3 +221,16 @@ def to_nbformat(output: Output) -> dict[str, Any]:
             "execution_count": output.execution_count,
         }
     return {"output_type": "display_data", "data": output.data, "metadata": output.metadata}
+
+
+def subshell_id(reply: CreateSubshellReply) -> str:
+    """The new subshell's id, or KernelReplyError for a kernel that made none: an empty id
+    would send later requests to the main shell without a word."""
+    if reply.status != "ok" or not reply.subshell_id:
+        ename = reply.ename if isinstance(reply.ename, str) else ""
+        evalue = reply.evalue if isinstance(reply.evalue, str) else ""
+        why = f"{ename}: {evalue}" if ename else "an empty subshell id"
+        raise KernelReplyError(
+            f"the kernel did not create a subshell ({why})", ename=ename, evalue=evalue
+        )
+    return reply.subshell_id

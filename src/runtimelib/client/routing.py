@@ -15,15 +15,16 @@ from typing import Protocol
 from ..errors import RemoteProtocolError
 from ..messages import Content, Message
 
-__all__ = ["DEFAULT_BACKLOG", "RESUBSCRIBE_WAIT", "Inbox", "Router"]
+__all__ = ["DEFAULT_BACKLOG", "RECONNECT_WAIT", "Inbox", "Router"]
 
 log = logging.getLogger("runtimelib.client")
 
 #: How many messages that no request claims are kept (the newest win).
 DEFAULT_BACKLOG = 1000
 
-#: After a restart, how long to wait for iopub to speak before accepting requests anyway.
-RESUBSCRIBE_WAIT = 2.0
+#: After a restart, how long requests wait for the new kernel to answer and for iopub to hear
+#: it, before they are let through anyway.
+RECONNECT_WAIT = 10.0
 
 
 class Inbox(Protocol):

@@ -129,6 +129,7 @@ class Kernel:
         self._inputs: dict[str, anyio.Event] = {}
         self._input_values: dict[str, str] = {}
         self._aborting = False
+        self._to_abort: list[Message[Content]] = []
         self._execute_scope: anyio.CancelScope | None = None
         self._stop_event: anyio.Event | None = None  # made in run(), on the kernel's loop
         self._iopub_lock = threading.Lock()
@@ -385,6 +386,9 @@ class Kernel:
             await self.publish(Status(execution_state="idle"), request)
             if reply is not None:
                 await channel.send(self._reply_message(request, reply))
+            if self._to_abort:
+                queued, self._to_abort = self._to_abort, []
+                await self._abort(channel, queued)
         finally:
             _current.reset(token)
 
@@ -484,18 +488,28 @@ class Kernel:
         if reply.execution_count is None or reply.execution_count != self.execution_count:
             reply = _with_count(reply, self.execution_count)
         if reply.status == "error" and content.stop_on_error:
-            await self._abort_queued()
+            # What is queued now was sent before anyone could know of the error: it is
+            # aborted, but only once this reply is out (see _handle), so the failing cell is
+            # answered first, as ipykernel does. What arrives after the reply is not aborted.
+            self._to_abort = await self._take_queued()
         return reply
 
-    async def _abort_queued(self) -> None:
-        """Abort the executes already queued behind a failed one (spec: stop_on_error)."""
+    async def _take_queued(self) -> list[Message[Content]]:
+        """The shell requests waiting in the socket now, read without handling them."""
+        channel = self._sockets["shell"]
+        queued = []
+        while channel.socket.poll(0):
+            message = await self._receive(channel)
+            if message is not None:
+                queued.append(message)
+        return queued
+
+    async def _abort(self, channel: AsyncChannel, queued: list[Message[Content]]) -> None:
+        """Answer the executes queued behind a failed one as aborted (spec: stop_on_error)."""
         self._aborting = True
         try:
-            channel = self._sockets["shell"]
-            while channel.socket.poll(0):
-                message = await self._receive(channel)
-                if message is not None:
-                    await self._handle(channel, message)
+            for message in queued:
+                await self._handle(channel, message)
         finally:
             self._aborting = False
 

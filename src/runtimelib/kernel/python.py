@@ -33,7 +33,7 @@ import tokenize
 import traceback
 import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar, cast
 
 import anyio
@@ -56,6 +56,8 @@ from ..messages import (
     UpdateDisplayData,
 )
 from .base import Kernel, _current
+from .python_complete import complete, lookup
+from .python_display import DisplayHandle, install_ipython_display
 
 __all__ = ["PythonKernel"]
 
@@ -65,8 +67,7 @@ _FLUSH_SECONDS = 0.05
 # After a shutdown, how long code that ignores the interrupt may run before the kernel
 # process leaves without it.
 _STUCK_CODE_GRACE = 1.0
-_NAME_AT_END = re.compile(r"[A-Za-z_][\w.]*$")
-_IMPORT_AT_END = re.compile(r"^\s*(import|from)\s+[\w]*$", re.MULTILINE)
+_TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
 
 class _Shield:
@@ -98,9 +99,11 @@ class _Shield:
 class _OutStream(io.TextIOBase):
     """sys.stdout / sys.stderr for running code: text goes to the frontend promptly.
 
-    Whole lines are sent after a short pause gathering more (so a loop of prints makes a
-    few messages, not thousands); a partial line waits for the flusher thread at most
-    ``_FLUSH_SECONDS``.
+    Text is gathered for a short pause (so a loop of prints makes a few messages, not
+    thousands), then sent in whole lines: the start of a line written just now waits for its
+    end, as ipykernel's streams do (consumers that keep each message an output, nbclient's
+    default, would otherwise store a line in two pieces). A partial line that stays alone
+    longer than ``_FLUSH_SECONDS`` (a progress bar) is sent as it is by the flusher thread.
     """
 
     def __init__(self, kernel: PythonKernel, name: str) -> None:
@@ -134,22 +137,34 @@ class _OutStream(io.TextIOBase):
                 self._buffer.append(text)
                 due = time.monotonic() - self._first_write >= _FLUSH_SECONDS
             if due:
-                self.flush()
+                self._send(whole_lines=True)
         return len(text)
 
     def flush(self) -> None:
-        with self.kernel.shield:
-            with self._lock:
-                text = "".join(self._buffer)
-                self._buffer.clear()
-            if text:
-                self.kernel.publish_now(Stream(name=self.name, text=text), self.parent)
+        self._send(whole_lines=False)
 
     def flush_if_stale(self) -> None:
         with self._lock:
             stale = bool(self._buffer) and time.monotonic() - self._first_write >= _FLUSH_SECONDS
         if stale:
-            self.flush()
+            self._send(whole_lines=True)
+
+    def _send(self, *, whole_lines: bool) -> None:
+        """Publish what is buffered; with ``whole_lines``, up to its last newline only (all
+        of it if it holds none: a partial line that has waited long enough)."""
+        with self.kernel.shield:
+            with self._lock:
+                text = "".join(self._buffer)
+                self._buffer.clear()
+                cut = text.rfind("\n") + 1 if whole_lines else len(text)
+                if cut == 0:
+                    cut = len(text)
+                if cut < len(text):
+                    self._buffer.append(text[cut:])
+                    self._first_write = time.monotonic()
+                text = text[:cut]
+            if text:
+                self.kernel.publish_now(Stream(name=self.name, text=text), self.parent)
 
 
 class _Flusher(threading.Thread):
@@ -177,21 +192,6 @@ class _AskExit:
 
     def __repr__(self) -> str:
         return "Use exit() or Ctrl-D (the console's end of input) to leave."
-
-
-class DisplayHandle:
-    """A display that can be updated later (what ``display(..., display_id=True)`` returns)."""
-
-    def __init__(self, kernel: PythonKernel, display_id: str) -> None:
-        self.kernel = kernel
-        self.display_id = display_id
-
-    def update(self, obj: Any) -> None:
-        """Replace the displayed object everywhere it is shown."""
-        self.kernel.show(obj, display_id=self.display_id, update=True)
-
-    def __repr__(self) -> str:
-        return f"<DisplayHandle display_id={self.display_id}>"
 
 
 class PythonKernel(Kernel):
@@ -235,8 +235,12 @@ class PythonKernel(Kernel):
         self._spawner: anyio.abc.TaskGroup | None = None
         self.shield = _Shield(self)
         self._shield_depth = 0
+        # The event loop cells that await run on (made by the first one).
+        self._cell_loop: Any = None
         self._deferred_interrupt = False
         self._code_done = threading.Event()
+        # Code written for ipykernel displays through IPython's functions: make them ours.
+        install_ipython_display(self)
 
     def serve(self) -> None:
         """Serve from a loop thread; run each cell's code here, in the main thread."""
@@ -336,17 +340,32 @@ class PythonKernel(Kernel):
     # -- the display API in the namespace -------------------------------------------------------
 
     def show(
-        self, obj: Any, *, display_id: str | None = None, update: bool = False, raw: bool = False
+        self,
+        obj: Any,
+        *,
+        display_id: str | None = None,
+        update: bool = False,
+        raw: bool = False,
+        metadata: dict[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
     ) -> None:
-        """Publish ``obj`` as display_data (or update_display_data)."""
+        """Publish ``obj`` as display_data (or update_display_data); ``raw``: ``obj`` is a
+        MIME bundle already. ``metadata``, ``include`` and ``exclude`` as IPython's display."""
         self._flush()
-        raw_bundle = raw and isinstance(obj, dict)
-        bundle = MimeBundle(obj) if raw_bundle else MimeBundle.from_object(obj)
+        if raw and isinstance(obj, dict):
+            bundle = MimeBundle(obj)
+        else:
+            bundle = MimeBundle.from_object(obj, include=include, exclude=exclude)
         transient = {"display_id": display_id} if display_id else {}
         cls = UpdateDisplayData if update else DisplayData
         with self.shield:
             self.publish_now(
-                cls(data=bundle.data, metadata=bundle.metadata, transient=transient),
+                cls(
+                    data=bundle.data,
+                    metadata={**bundle.metadata, **(metadata or {})},
+                    transient=transient,
+                ),
                 self._parent(),
             )
 
@@ -410,6 +429,10 @@ class PythonKernel(Kernel):
             raise value
         return str(value)
 
+    def _getpass(self, prompt: str = "Password: ", stream: Any = None) -> str:
+        """getpass.getpass() while a cell runs: the frontend asks, without echoing."""
+        return self._input(prompt, password=True)
+
     # -- execution ------------------------------------------------------------------------------
 
     async def do_execute(
@@ -457,10 +480,13 @@ class PythonKernel(Kernel):
         """The part of an execution that runs user code (in the main thread): the cell with
         stdout, stderr and input() redirected, the result's reprs, the user expressions.
         """
+        import getpass  # cheap; code asking for a password asks the frontend, as ipykernel's
+
         flusher = _Flusher([self._stdout, self._stderr])
-        saved = (sys.stdout, sys.stderr, builtins.input)
+        saved = (sys.stdout, sys.stderr, builtins.input, getpass.getpass)
         sys.stdout, sys.stderr = self._stdout, self._stderr
         builtins.input = self._input
+        getpass.getpass = self._getpass
         flusher.start()
         result: Any = None
         error: BaseException | None = None
@@ -477,7 +503,7 @@ class PythonKernel(Kernel):
         finally:
             flusher.done.set()
             flusher.join()
-            sys.stdout, sys.stderr, builtins.input = saved
+            sys.stdout, sys.stderr, builtins.input, getpass.getpass = saved
             self._flush()
         bundle = None
         if error is None and result is not None and not silent:
@@ -486,19 +512,42 @@ class PythonKernel(Kernel):
         return error, bundle, self._user_expressions(user_expressions)
 
     def _run(self, code: str, count: int) -> Any:
+        """Run a cell; its last expression's value, or None (also when a trailing ``;``
+        hides it, as in IPython). ``await`` works at the top level of a cell."""
         filename = f"<cell {count}>"
         # Tracebacks show the cell's lines, as they do for files.
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        tree = ast.parse(code, filename, "exec")
+        tree = ast.parse(code, filename, "exec", feature_version=None)
         last: ast.expr | None = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = tree.body.pop().value  # type: ignore[attr-defined]
         if tree.body:
-            exec(compile(tree, filename, "exec"), self.namespace)
+            self._evaluate(compile(tree, filename, "exec", flags=_TOP_LEVEL_AWAIT))
         if last is not None:
             expression = ast.Expression(last)
-            return eval(compile(expression, filename, "eval"), self.namespace)
+            value = self._evaluate(compile(expression, filename, "eval", flags=_TOP_LEVEL_AWAIT))
+            return None if _ends_with_semicolon(code) else value
         return None
+
+    def _evaluate(self, compiled: types.CodeType) -> Any:
+        """Run compiled cell code; code that awaits runs on the cells' own event loop, kept
+        from cell to cell (tasks a cell starts go on while later cells await)."""
+        result = eval(compiled, self.namespace)
+        if not compiled.co_flags & inspect.CO_COROUTINE:
+            return result
+        loop = self._cell_loop
+        if loop is None:
+            loop = self._cell_loop = _cell_event_loop()
+        task = loop.create_task(result)
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            # Interrupted while awaiting: the task must not be left half-run for the next cell.
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    loop.run_until_complete(task)
+            raise
 
     def _user_expressions(self, expressions: dict[str, str]) -> dict[str, Any]:
         results: dict[str, Any] = {}
@@ -519,45 +568,16 @@ class PythonKernel(Kernel):
     # -- introspection --------------------------------------------------------------------------
 
     async def do_complete(self, code: str, cursor_pos: int) -> CompleteReply:
-        """Names and attributes from the namespace (rlcompleter), plus keywords."""
-        import pkgutil  # imported on first use: kernels should start fast
-        import rlcompleter
-
-        match = _NAME_AT_END.search(code[:cursor_pos])
-        token = match.group(0) if match else ""
-        if _IMPORT_AT_END.search(code[:cursor_pos]) and "." not in token:
-            names = sorted({m.name for m in pkgutil.iter_modules() if m.name.startswith(token)})
-            names = sorted(
-                set(names) | {n for n in sys.builtin_module_names if n.startswith(token)}
-            )
-            return CompleteReply(
-                matches=names, cursor_start=cursor_pos - len(token), cursor_end=cursor_pos
-            )
-        completer = rlcompleter.Completer(self.namespace)
-        matches: list[str] = []
-        state = 0
-        while len(matches) < 1000:
-            try:
-                candidate = completer.complete(token, state)
-            except Exception:
-                break
-            if candidate is None:
-                break
-            # rlcompleter decorates: "len(", "object()", "for " — frontends want bare names.
-            candidate = candidate.rstrip(" ").removesuffix("()").removesuffix("(")
-            if candidate not in matches:
-                matches.append(candidate)
-            state += 1
-        return CompleteReply(
-            matches=matches, cursor_start=cursor_pos - len(token), cursor_end=cursor_pos
-        )
+        """Names in scope, attributes, modules, dict keys and paths (see python_complete)."""
+        matches, start = complete(self.namespace, code, cursor_pos)
+        return CompleteReply(matches=matches, cursor_start=start, cursor_end=cursor_pos)
 
     async def do_inspect(self, code: str, cursor_pos: int, detail_level: int) -> InspectReply:
         """Signature and docstring of the name at the cursor (no code is run, only lookups)."""
         name = _name_at(code, cursor_pos)
         if not name:
             return InspectReply(found=False)
-        found, obj = self._lookup(name)
+        found, obj = lookup(self.namespace, name)
         if not found:
             return InspectReply(found=False)
         lines = [f"{name}: {type(obj).__name__}"]
@@ -570,21 +590,6 @@ class PythonKernel(Kernel):
             with contextlib.suppress(Exception):
                 lines.append(f"Source:\n{inspect.getsource(obj)}")
         return InspectReply(found=True, data={"text/plain": "\n".join(lines)})
-
-    def _lookup(self, dotted: str) -> tuple[bool, Any]:
-        head, *rest = dotted.split(".")
-        if head in self.namespace:
-            obj = self.namespace[head]
-        elif hasattr(builtins, head):
-            obj = getattr(builtins, head)
-        else:
-            return False, None
-        for part in rest:
-            try:
-                obj = getattr(obj, part)
-            except Exception:
-                return False, None
-        return True, obj
 
     async def do_is_complete(self, code: str) -> IsCompleteReply:
         """codeop's verdict, with the indent for the next line when incomplete."""
@@ -636,11 +641,47 @@ _StdinNotImplementedError.__qualname__ = "StdinNotImplementedError"
 def _format_traceback(error: BaseException) -> list[str]:
     """The traceback lines of user code (the kernel's own frames left out)."""
     exc = traceback.TracebackException(type(error), error, error.__traceback__)
-    # Also the SIGINT handler's frame, where an interrupt's KeyboardInterrupt is raised.
-    exc.stack = traceback.StackSummary.from_list(
-        [frame for frame in exc.stack if frame.filename != __file__]
-    )
+    if isinstance(error, SyntaxError) and str(error.filename).startswith("<cell "):
+        # The cell itself does not parse: what parsed it (ast, compile) is no part of it.
+        frames = []
+    else:
+        # Also the SIGINT handler's frame, where an interrupt's KeyboardInterrupt is raised.
+        frames = [frame for frame in exc.stack if frame.filename != __file__]
+    exc.stack = traceback.StackSummary.from_list(frames)
     return [line.rstrip("\n") for line in exc.format()]
+
+
+def _cell_event_loop() -> Any:
+    """The event loop for cells that await: the main thread's current one, so that a task a
+    cell made with ``asyncio.ensure_future`` before any cell awaited runs on it too."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            loop = None
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+    return loop
+
+
+def _ends_with_semicolon(code: str) -> bool:
+    """Whether the cell's last statement ends with ``;`` (comments aside): IPython's sign
+    that the value of a final expression is not to be shown."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    ignored = {
+        tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER,
+        tokenize.INDENT, tokenize.DEDENT,
+    }  # fmt: skip
+    significant = [token for token in tokens if token.type not in ignored]
+    return bool(significant) and significant[-1].string == ";"
 
 
 def _ends_in_block(code: str) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import tempfile
 import time
 import uuid
 import warnings
@@ -52,7 +54,7 @@ class ManagerBase:
         cwd: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         output: OutputMode = "capture",
-        ip: str = "127.0.0.1",
+        ip: str | None = None,
         transport: str = "tcp",
         startup_timeout: float = 60.0,
         shutdown_timeout: float = 5.0,
@@ -62,12 +64,18 @@ class ManagerBase:
         restart_limit: int = 5,
         stable_start_time: float = 10.0,
     ) -> None:
-        self.kernel_name = (spec.name if spec is not None else kernel_name) or default_kernel_name()
+        name = (spec.name if spec is not None else kernel_name) or default_kernel_name()
+        # As jupyter_client's managers do: "python" means the native Python kernel (papermill
+        # and older notebooks name it so).
+        self.kernel_name = "python3" if name == "python" else name
         self._spec = spec
         self.kernel_id = kernel_id or str(uuid.uuid4())
         self.cwd = cwd
         self.env = dict(env or {})
         self.output = output
+        #: The address (tcp, default 127.0.0.1) or the socket path prefix (ipc, default
+        #: ``kernel-ipc-<id>`` in the runtime dir: absolute, so a kernel started in another
+        #: folder finds it, and removed with the kernel).
         self.ip = ip
         self.transport = transport
         self.startup_timeout = startup_timeout
@@ -94,6 +102,8 @@ class ManagerBase:
         self._stopping = False
         #: Whether the ports were picked here (not given with ``connection_info``).
         self._own_ports = False
+        # A short private folder for ipc sockets, when the runtime dir is too deep for them.
+        self._ipc_dir: str | None = None
 
     @property
     def spec(self) -> KernelSpec:
@@ -117,7 +127,7 @@ class ManagerBase:
         if self.connection_info is None or new_ports:
             self._own_ports = True
             self.connection_info = ConnectionInfo.new(
-                ip=self.ip,
+                ip=self._address(),
                 transport="ipc" if self.transport == "ipc" else "tcp",
                 kernel_name=spec.name,
             )
@@ -229,11 +239,32 @@ class ManagerBase:
         process.release()
         return self._launch()
 
+    def _address(self) -> str:
+        if self.ip is not None:
+            return os.path.abspath(self.ip) if self.transport == "ipc" else self.ip
+        if self.transport != "ipc":
+            return "127.0.0.1"
+        # jupyter_client's name, in the runtime dir. A socket path holds at most 104 bytes
+        # on macOS (108 on Linux): a deep runtime dir gets a short private folder instead.
+        prefix = str(runtime_dir() / f"kernel-ipc-{self.kernel_id[:8]}")
+        if len(prefix) + 8 > 100:
+            self._ipc_dir = tempfile.mkdtemp(prefix="rtl-")
+            prefix = os.path.join(self._ipc_dir, "k")
+        return prefix
+
     def _cleanup(self) -> None:
-        """Forget the exited process and remove the connection file."""
+        """Forget the exited process, remove the connection file and any ipc socket files."""
         if self.process is not None:
             self.process.release()
         self._remove_connection_file()
+        info = self.connection_info
+        if info is not None and info.transport == "ipc":
+            for port in info.ports.values():
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{info.ip}-{port}")
+        if self._ipc_dir is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._ipc_dir)
 
     def _remove_connection_file(self) -> None:
         """Remove the connection file; trouble doing so (it was replaced by a directory, say)

@@ -113,8 +113,9 @@ class HistoryRequest(Content, kw_only=True, frozen=True):
 
 
 #: One history entry: ``(session, line_number, input)``, or with ``output=True``
-#: ``(session, line_number, (input, output))``.
-HistoryEntry = tuple[int, int, str | tuple[str, str | None]]
+#: ``(session, line_number, (input, output))``. metakernel's kernels send null for the session
+#: and line number: kept, as the kernel sent them.
+HistoryEntry = tuple[int | None, int | None, str | tuple[str, str | None]]
 
 
 class HistoryReply(Reply, kw_only=True, frozen=True):
