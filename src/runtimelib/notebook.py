@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union, cast
 
 import anyio
+import msgspec
 
 from . import nbfile
 from .errors import CellExecutionError, CellTimeoutError, KernelTimeoutError
 from .kernelspec import default_kernel_name
-from .messages import ExecuteReply, KernelInfoRequest, Message
+from .messages import CommMsg, ExecuteReply, KernelInfoRequest, Message
+from .notebook_widgets import OutputWidgets
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -124,6 +126,7 @@ class NotebookRun:
         self._clear_pending = False
         self._widget_state: dict[str, dict[str, Any]] = {}
         self._widget_buffers: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {}
+        self._output_widgets = OutputWidgets(self._node, self._widget_state)
 
     # -- which cells, which kernel -------------------------------------------------------------
 
@@ -187,14 +190,30 @@ class NotebookRun:
         if "execution_count" in content:
             cell.execution_count = content["execution_count"]
         if msg_type == "clear_output":
-            if content.get("wait"):
+            wait = bool(content.get("wait"))
+            if self._output_widgets.capture(message, None, wait=wait):
+                return  # it clears the Output widget capturing this request
+            if wait:
                 self._clear_pending = True
             else:
                 self._clear(index)
         elif msg_type.startswith("comm_"):
             self._on_comm(message, content)
+            self._output_widgets.on_comm(msg_type, content)
         elif msg_type in _OUTPUT_TYPES:
-            self._add_output(index, msg_type, content, display_id)
+            output = self._node(_output(msg_type, content))
+            if not self._output_widgets.capture(message, output):
+                self._add_output(index, output, display_id)
+
+    def take_outbox(self) -> list[Message[CommMsg]]:
+        """The comm messages for the kernel that the last messages made (an Output widget's
+        new outputs, sent back as a frontend would): to send on shell, in order."""
+        outbox, self._output_widgets.outbox = self._output_widgets.outbox, []
+        messages = []
+        for parent, comm_id, data in outbox:
+            message = Message.new(CommMsg(comm_id=comm_id, data=data), channel="shell")
+            messages.append(msgspec.structs.replace(message, parent_header=parent))
+        return messages
 
     def end(self, index: int, *, timed_out: bool = False) -> None:
         """The cell's execution is complete (or gave up on): finish the cell, and raise
@@ -272,15 +291,13 @@ class NotebookRun:
         elif message.msg_type == "execute_input":
             timing["iopub.execute_input"] = _timestamp(message)
 
-    def _add_output(
-        self, index: int, msg_type: str, content: dict[str, Any], display_id: str | None
-    ) -> None:
+    def _add_output(self, index: int, output: Any, display_id: str | None) -> None:
         outputs = self.nb.cells[index].outputs
         if self._clear_pending:
             self._clear(index)
         if display_id:
             self._displays.setdefault(display_id, {}).setdefault(index, []).append(len(outputs))
-        outputs.append(self._node(_output(msg_type, content)))
+        outputs.append(output)
 
     def _clear(self, index: int) -> None:
         self.nb.cells[index].outputs.clear()
@@ -367,6 +384,16 @@ def _merge_streams(outputs: list[NotebookNode]) -> list[NotebookNode]:
 
 # -- drivers -----------------------------------------------------------------------------------
 
+#: The kernel names nbclient (through jupyter_client) takes for ipykernel.
+_IPYKERNEL_NAMES = frozenset({"python", "python2", "python3"})
+
+
+def _kernel_arguments(name: str) -> list[str]:
+    """What nbclient adds to ipykernel's command: its history in memory, so running a notebook
+    writes nothing into the user's IPython history database."""
+    return ["--HistoryManager.hist_file=:memory:"] if name in _IPYKERNEL_NAMES else []
+
+
 NotebookSource = Union["NotebookNode", Mapping[str, Any], str, "os.PathLike[str]"]
 
 
@@ -411,7 +438,9 @@ def execute_notebook(
     indices = run.cells_to_run()
     name = run.kernel_name(kernel_name)
     with (
-        KernelManager(name, cwd=cwd, startup_timeout=startup_timeout) as km,
+        KernelManager(
+            name, cwd=cwd, startup_timeout=startup_timeout, extra_arguments=_kernel_arguments(name)
+        ) as km,
         km.client() as kc,
     ):
         run.set_kernel_info(kc.request(KernelInfoRequest(), timeout=startup_timeout))
@@ -444,6 +473,8 @@ def _run_cell(
             timeout=None if timeout is None else timeout + INTERRUPT_GRACE,
         ):
             run.on_message(index, message)
+            for reply in run.take_outbox():
+                kc.send(reply)
     except KernelTimeoutError:
         pass  # the kernel ignored the interrupt: end() reports the timeout
     finally:
@@ -478,7 +509,9 @@ async def execute_notebook_async(
     indices = run.cells_to_run()
     name = run.kernel_name(kernel_name)
     async with (
-        AsyncKernelManager(name, cwd=cwd, startup_timeout=startup_timeout) as km,
+        AsyncKernelManager(
+            name, cwd=cwd, startup_timeout=startup_timeout, extra_arguments=_kernel_arguments(name)
+        ) as km,
         km.client() as kc,
     ):
         run.set_kernel_info(await kc.request(KernelInfoRequest(), timeout=startup_timeout))
@@ -517,6 +550,8 @@ async def _run_cell_async(
                 timeout=None if timeout is None else timeout + INTERRUPT_GRACE,
             ):
                 run.on_message(index, message)
+                for reply in run.take_outbox():
+                    await kc.send(reply)
         except KernelTimeoutError:
             pass  # the kernel ignored the interrupt: end() reports the timeout
         watchdog.cancel_scope.cancel()

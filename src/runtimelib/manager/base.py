@@ -10,7 +10,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class ManagerBase:
         auto_restart: bool = False,
         restart_limit: int = 5,
         stable_start_time: float = 10.0,
+        extra_arguments: Sequence[str] = (),
     ) -> None:
         name = (spec.name if spec is not None else kernel_name) or default_kernel_name()
         # As jupyter_client's managers do: "python" means the native Python kernel (papermill
@@ -73,6 +74,8 @@ class ManagerBase:
         self.cwd = cwd
         self.env = dict(env or {})
         self.output = output
+        #: Appended to the kernelspec's command (``--HistoryManager.hist_file=:memory:``, say).
+        self.extra_arguments = list(extra_arguments)
         #: The address (tcp, default 127.0.0.1) or the socket path prefix (ipc, default
         #: ``kernel-ipc-<id>`` in the runtime dir: absolute, so a kernel started in another
         #: folder finds it, and removed with the kernel).
@@ -142,7 +145,7 @@ class ManagerBase:
                 env.pop("JPY_PARENT_PID", None)
             else:
                 env["JPY_PARENT_PID"] = str(os.getpid())
-        argv = spec.command(self.connection_file)
+        argv = [*spec.command(self.connection_file), *self.extra_arguments]
         try:
             self.process = KernelProcess(
                 argv,

@@ -1,0 +1,116 @@
+"""Notebooks whose outputs depend on what the runner does beyond printing outputs: Output
+widgets, IPython's history, the kernel name "python". Each is built here and run by both
+runtimelib and nbclient; the files they write must match."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell, new_notebook
+
+from runtimelib.notebook import execute_notebook
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
+
+_MODEL_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _notebook(*sources: str, kernel: str = "python3") -> NotebookNode:
+    return new_notebook(
+        cells=[new_code_cell(source) for source in sources],
+        metadata={"kernelspec": {"name": kernel, "display_name": kernel}},
+    )
+
+
+def _canonical(nb: NotebookNode) -> str:
+    """The notebook as nbformat writes it, without what differs from run to run: timing, and
+    widget model ids, numbered in the order they are reached from the cells' outputs."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    models = state.get("state", {})
+    ids: dict[str, str] = {}
+
+    def visit(model_id: str) -> None:
+        if model_id in ids or model_id not in models:
+            return
+        ids[model_id] = f"model-{len(ids)}"
+        for ref in _MODEL_ID.findall(json.dumps(models[model_id], sort_keys=True)):
+            visit(ref)
+
+    for cell in nb.cells:
+        for ref in _MODEL_ID.findall(json.dumps(cell.get("outputs", []), sort_keys=True)):
+            visit(ref)
+    unreached = sorted(models, key=lambda m: json.dumps(models[m], sort_keys=True))
+    for model_id in unreached:
+        visit(model_id)
+    renamed = _MODEL_ID.sub(lambda m: ids.get(m.group(0), m.group(0)), nbformat.writes(nb))
+    # Written again, so that the renamed models are in the order of their new names.
+    return json.dumps(json.loads(renamed), indent=1, sort_keys=True, ensure_ascii=False)
+
+
+def _both(nb: NotebookNode, **nbclient_options: Any) -> tuple[NotebookNode, NotebookNode]:
+    ours = execute_notebook(copy.deepcopy(nb))
+    theirs = copy.deepcopy(nb)
+    NotebookClient(theirs, timeout=60, **nbclient_options).execute()
+    return ours, theirs
+
+
+def _output_widget_states(nb: NotebookNode) -> list[Any]:
+    state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    return [e["state"]["outputs"] for e in state.values() if e["model_name"] == "OutputModel"]
+
+
+OUTPUT_WIDGET_CELLS = (
+    "import ipywidgets as w\nout = w.Output()\nout",
+    "with out:\n    print('inside')\n    print('more', flush=True)\nprint('outside')",
+    "with out:\n    display(w.HTML('<b>shown inside</b>'))\n    1 / 1",
+    "out.clear_output(wait=True)\nwith out:\n    print('after a waiting clear')",
+    "second = w.Output()\nwith second:\n    print('in the second')\nsecond",
+    "out.clear_output()\nprint('cell output')",
+)
+
+
+def test_output_widgets_capture_as_nbclient_does() -> None:
+    ours, theirs = _both(_notebook(*OUTPUT_WIDGET_CELLS))
+    assert _canonical(ours) == _canonical(theirs)
+    # What the comparison rests on, on its own: the capture went into the widgets' state.
+    texts = [
+        c.outputs[0].text if c.outputs and "text" in c.outputs[0] else None for c in ours.cells
+    ]
+    assert texts[1] == "outside\n"
+    assert texts[5] == "cell output\n"
+    assert ["in the second\n"] in [[o.get("text") for o in s] for s in _output_widget_states(ours)]
+
+
+def test_ipython_history_stays_in_memory(jupyter_env: Path) -> None:
+    check = (
+        "from IPython import get_ipython\n"
+        "assert get_ipython().history_manager.hist_file == ':memory:'\n"
+        "print('history in memory')"
+    )
+    ours, theirs = _both(_notebook(check, "x = 'a secret'"))
+    assert _canonical(ours) == _canonical(theirs)
+    assert ours.cells[0].outputs[0].text == "history in memory\n"
+    # Nothing of the run reached the user's history database.
+    database = Path(jupyter_env.parent / "ipython" / "profile_default" / "history.sqlite")
+    if database.exists():
+        with sqlite3.connect(database) as db:
+            sources = [row[0] for row in db.execute("select source from history")]
+        assert "x = 'a secret'" not in sources
+
+
+def test_the_kernel_name_python_runs_on_python3() -> None:
+    ours, theirs = _both(_notebook("import sys\nprint(sys.version_info[0])", kernel="python"))
+    assert _canonical(ours) == _canonical(theirs)
+    assert ours.cells[0].outputs[0].text == "3\n"
