@@ -12,6 +12,9 @@ output captured and its exit code checked: a failing command stops the benchmark
 - ``runtimelib --help`` in absolute time, as the console script and as ``python -m runtimelib``,
   next to ``jupyter --help``; ``python -c pass`` (the interpreter's floor) and
   ``jupyter execute --help`` are listed for reference
+- the execute row again in a second environment, a fresh virtual environment with only
+  runtimelib, ipykernel and nbclient (no jupyter_server, whose jsonschema extras make
+  ``import nbformat`` cost seconds): ``--plain-env`` builds it (about a minute, with pip)
 
 Console scripts are looked up in this interpreter's scripts folder first, then on PATH, so a
 version manager's shim in front of both tools (pyenv's) is not timed; when the ``runtimelib``
@@ -111,7 +114,7 @@ def _plan(jupyter: str) -> tuple[dict[str, Command], list[str], list[Row]]:
     rows = [
         Row(f"run -k python3 ({how})", "run python3", "jupyter run", 0.8),
         Row(f"run -k runtimelib-python ({how})", "run runtimelib-python", "jupyter run", 0.3),
-        Row(f"execute {CELLS}-cell notebook ({how})", "execute", "jupyter execute", 0.7),
+        Row(f"execute {CELLS}-cell notebook ({how})", "execute", "jupyter execute", 0.6),
     ]
     if script is not None:
         commands["--help"] = Command("--help", [script, "--help"], "usage")
@@ -128,6 +131,24 @@ def _plan(jupyter: str) -> tuple[dict[str, Command], list[str], list[Row]]:
         )
     order += ["python -c pass", "jupyter execute --help"]
     return commands, order, rows
+
+
+def _plain_env(folder: Path) -> tuple[str, str]:
+    """A new virtual environment with runtimelib (this checkout), ipykernel and nbclient and
+    nothing else; its runtimelib and jupyter scripts."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(root), "ipykernel", "nbclient"],
+        check=True,
+        capture_output=True,
+    )
+    # A kernelspec of this environment's python3, so its kernel is its own.
+    subprocess.run(
+        [str(python), "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True
+    )
+    return str(folder / "bin" / "runtimelib"), str(folder / "bin" / "jupyter")
 
 
 def _shown(argv: list[str]) -> str:
@@ -168,6 +189,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="two rounds")
+    parser.add_argument(
+        "--plain-env",
+        action="store_true",
+        help="also time execute in a fresh environment without jupyter_server",
+    )
     args = parser.parse_args()
     rounds = 2 if args.quick else args.rounds
     jupyter = _script("jupyter")
@@ -181,6 +207,26 @@ def main() -> None:
         # Both sides share one fresh byte-code cache, filled by the warm-up runs.
         cache_bytecode(Path(tmp, "pycache"))
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
+        if args.plain_env:
+            plain_ours, plain_jupyter = _plain_env(Path(tmp, "plain-venv"))
+            notebook = ["NB.ipynb", "-k", "python3"]
+            commands["execute (plain env)"] = Command(
+                "execute (plain env)", [plain_ours, "execute", *notebook]
+            )
+            commands["jupyter execute (plain env)"] = Command(
+                "jupyter execute (plain env)",
+                [plain_jupyter, "execute", "--kernel_name=python3", "NB.ipynb"],
+            )
+            order += ["execute (plain env)", "jupyter execute (plain env)"]
+            rows.insert(
+                3,
+                Row(
+                    f"execute {CELLS}-cell, plain env",
+                    "execute (plain env)",
+                    "jupyter execute (plain env)",
+                    0.6,
+                ),
+            )
         (work / "hello.py").write_text(HELLO + "\n")
         _write_notebook(work / "NB.ipynb")
         for command in commands.values():  # warm the file, byte-code and kernelspec caches

@@ -280,11 +280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from . import commands
+    from .dispatch import dispatch
 
     warnings.showwarning = _one_line_warning
     try:
-        return commands.dispatch(args)
+        return dispatch(args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"runtimelib {args.command}: error: {exc}\n")
     except KeyboardInterrupt:

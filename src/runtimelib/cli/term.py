@@ -9,12 +9,14 @@ import re
 import struct
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from ..client import Output
 from ..messages import DisplayData, Error, ExecuteResult, Stream
 
-__all__ = ["Terminal", "strip_ansi", "wants_color"]
+if TYPE_CHECKING:
+    from ..client import Output
+
+__all__ = ["Terminal", "emit_json", "plural", "strip_ansi", "wants_color"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -31,6 +33,17 @@ _EXTENSIONS = {
     "application/javascript": ".js",
     "application/pdf": ".pdf",
 }
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as indented JSON (the ``--json`` output of every command)."""
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 cell``, ``2 cells``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def strip_ansi(text: str) -> str:

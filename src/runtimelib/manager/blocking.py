@@ -1,4 +1,9 @@
-"""KernelManager: the blocking twin of AsyncKernelManager; no event loop involved."""
+"""KernelManager: the blocking twin of AsyncKernelManager; no event loop involved.
+
+The sockets (zmq, the client, the readiness check) are imported where they are first used,
+after the kernel process was spawned: a kernel spends a third of a second or more starting,
+and a command that starts one (``runtimelib execute``) imports them meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,14 @@ import signal
 import threading
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import zmq
-
-from ..client.blocking import KernelClient
-from ..client.readiness import Readiness
 from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError, TransportError
-from ..messages import InterruptReply, InterruptRequest
-from ..transports.zmq import STARTUP_RECONNECT_MS, Channel, Farewell
 from .base import FAREWELL_SECONDS, ManagerBase, log
 from .process import KernelProcess
+
+if TYPE_CHECKING:
+    from ..client.blocking import KernelClient
 
 __all__ = ["KernelManager"]
 
@@ -98,6 +100,11 @@ class KernelManager(ManagerBase):
         self._notify(self.on_death, code)
 
     def _wait_ready(self, process: KernelProcess) -> None:
+        import zmq
+
+        from ..client.readiness import Readiness
+        from ..transports.zmq import STARTUP_RECONNECT_MS, Channel
+
         assert self.connection_info is not None
         session = self._session()
         readiness = Readiness(session)
@@ -140,6 +147,8 @@ class KernelManager(ManagerBase):
 
         Use it as ``with km.client() as kc:``; it stays connected across restarts.
         """
+        from ..client.blocking import KernelClient
+
         if self.connection_info is None:
             raise RuntimeError("start the kernel before asking for a client")
         client = KernelClient(self.connection_info, **kwargs)
@@ -156,6 +165,9 @@ class KernelManager(ManagerBase):
             self.process.signal(signal.SIGINT)
 
     def _interrupt_request(self, timeout: float) -> None:
+        from ..messages import InterruptReply, InterruptRequest
+        from ..transports.zmq import Channel
+
         assert self.connection_info is not None
         with Channel.connect(self.connection_info, "control") as control:
             request = control.message(InterruptRequest())
@@ -215,6 +227,8 @@ class KernelManager(ManagerBase):
         """Interrupt the kernel and send it a shutdown_request, to this process only."""
         if not process.is_alive() or self.connection_info is None:
             return
+        from ..transports.zmq import Farewell
+
         messages = self._farewell(process, restart=restart)
         # On failure the signals that follow still end it.
         with contextlib.suppress(TransportError):
