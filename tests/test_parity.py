@@ -193,7 +193,12 @@ def test_the_failing_cell_is_answered_before_the_cells_it_aborts(kernel: str) ->
             (second, "aborted"),
         ]
         # What a client written in jupyter_client's style sees: both replies, in order.
-        first = kc.execute("%error ZeroDivisionError x" if echo else "1/0")
+        # The failing cell takes a moment, so the next one is surely queued behind it.
+        first = kc.execute(
+            "%sleep 0.3\n%error ZeroDivisionError x"
+            if echo
+            else "import time; time.sleep(0.3); 1/0"
+        )
         second = kc.execute("queued" if echo else "print('queued')")
         assert kc._recv_reply(first, timeout=T)["content"]["status"] == "error"
         assert kc._recv_reply(second, timeout=T)["content"]["status"] == "aborted"
@@ -329,3 +334,36 @@ def test_ipython_display_options(py: Any) -> None:
     assert "text/markdown" not in first.data
     assert first.metadata == {"text/html": {"isolated": True}}
     assert second.data == {"text/plain": "raw", "application/x-thing": "thing"}
+
+
+# -- widgets on runtimelib-python ------------------------------------------------------------------
+
+
+def test_ipywidgets_open_comms_and_take_the_frontends_messages(py: Any) -> None:
+    # The frontend keeps the widgets' comms open (a registered target), as JupyterLab does.
+    py.comms.register_target("jupyter.widget", lambda comm, message: None)
+    shown = py.execute(
+        "import ipywidgets as w\n"
+        "s = w.IntSlider(value=3)\n"
+        "b = w.Button(description='go')\n"
+        "clicks = []\n"
+        "b.on_click(lambda _: (clicks.append(1), print('clicked!')))\n"
+        "w.VBox([s, b])",
+        timeout=T,
+    )
+    view = shown.result.data["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] in py.comms.comms  # the VBox's comm, opened to the frontend
+    slider, button = py.execute("print(s.model_id, b.model_id)", timeout=T).stdout.split()
+    assert {slider, button} <= set(py.comms.comms)
+    # The frontend moves the slider and clicks the button.
+    py.comms.comms[slider].send({"method": "update", "state": {"value": 7}, "buffer_paths": []})
+    clicked = []
+    py.router.listeners.append(
+        lambda m: m.msg_type == "stream" and clicked.append(m.raw_content["text"])
+    )
+    py.comms.comms[button].send({"method": "custom", "content": {"event": "click"}})
+    deadline = time.monotonic() + 10
+    while "clicked!\n" not in clicked and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert clicked == ["clicked!\n"]  # the callback's print reached the frontend
+    assert py.execute("print(s.value, len(clicks))", timeout=T).stdout == "7 1\n"

@@ -443,6 +443,7 @@ def execute_notebook(
         ) as km,
         km.client() as kc,
     ):
+        kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
         run.set_kernel_info(kc.request(KernelInfoRequest(), timeout=startup_timeout))
         for position, index in enumerate(indices):
             if on_cell is not None:
@@ -514,6 +515,7 @@ async def execute_notebook_async(
         ) as km,
         km.client() as kc,
     ):
+        kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
         run.set_kernel_info(await kc.request(KernelInfoRequest(), timeout=startup_timeout))
         for position, index in enumerate(indices):
             if on_cell is not None:

@@ -85,6 +85,10 @@ class CommManager:
         self.client = client
         self.comms: dict[str, Comm] = {}
         self.targets: dict[str, TargetHandler] = {}
+        #: Answer a comm the kernel opens to a target nobody registered with comm_close, as
+        #: the spec asks. A runner that only records what comms do (notebook execution, as
+        #: nbclient) leaves them open instead: a closed widget's comm ignores the frontend.
+        self.close_unknown = True
 
     def register_target(self, target_name: str, handler: TargetHandler) -> None:
         """Accept comms the kernel opens to ``target_name``; ``handler`` gets each new one."""
@@ -117,10 +121,11 @@ class CommManager:
             comm = Comm(self, content.comm_id, content.target_name)
             handler = self.targets.get(content.target_name)
             if handler is None:
-                # Spec: an unknown target is answered with comm_close.
-                self.client._send_comm(
-                    CommClose(comm_id=content.comm_id), metadata=None, buffers=None
-                )
+                if self.close_unknown:
+                    # Spec: an unknown target is answered with comm_close.
+                    self.client._send_comm(
+                        CommClose(comm_id=content.comm_id), metadata=None, buffers=None
+                    )
                 return
             self.comms[comm.comm_id] = comm
             handler(comm, message)  # type: ignore[arg-type]

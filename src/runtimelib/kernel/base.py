@@ -533,7 +533,7 @@ class Kernel:
     async def _comm(self, request: Message[Content]) -> None:
         content = request.content
         if isinstance(content, CommOpen):
-            target = self.comm_targets.get(content.target_name)
+            target = self.comm_target(content.target_name)
             if target is None:
                 await self.publish(CommClose(comm_id=content.comm_id), request)
                 return
@@ -596,6 +596,15 @@ class Kernel:
             success=False,
             message="debugging is not supported by this kernel",
         )
+
+    def register_comm_target(self, target_name: str, callback: CommTarget) -> None:
+        """Open the frontend's comms to ``target_name`` with ``callback`` (called with the
+        comm_open message); comms to a target nobody registered are closed at once."""
+        self.comm_targets[target_name] = callback
+
+    def comm_target(self, target_name: str) -> CommTarget | None:
+        """What opens comms to ``target_name`` (override to find targets elsewhere)."""
+        return self.comm_targets.get(target_name)
 
     async def do_comm(self, message: Message[Content]) -> None:
         """Called with every comm message after the built-in handling."""

@@ -19,7 +19,6 @@ import codeop
 import contextlib
 import functools
 import inspect
-import io
 import linecache
 import os
 import platform
@@ -28,8 +27,6 @@ import re
 import signal
 import sys
 import threading
-import time
-import tokenize
 import traceback
 import types
 import uuid
@@ -43,7 +40,10 @@ import anyio.to_thread
 from ..media import MimeBundle
 from ..messages import (
     ClearOutput,
+    CommClose,
+    CommMsg,
     CompleteReply,
+    Content,
     DisplayData,
     ExecuteReply,
     HistoryReply,
@@ -52,133 +52,29 @@ from ..messages import (
     IsCompleteReply,
     LanguageInfo,
     Message,
-    Stream,
     UpdateDisplayData,
 )
-from .base import Kernel, _current
+from .base import CommTarget, Kernel, _current
+from .python_comm import install_comms, message_dict
 from .python_complete import complete, lookup
 from .python_display import DisplayHandle, install_ipython_display
+from .python_io import Flusher, OutStream, Shield
+from .python_source import (
+    cell_event_loop,
+    ends_in_block,
+    ends_with_semicolon,
+    glob_to_regex,
+    name_at,
+)
 
 __all__ = ["PythonKernel"]
 
 T = TypeVar("T")
 
-_FLUSH_SECONDS = 0.05
 # After a shutdown, how long code that ignores the interrupt may run before the kernel
 # process leaves without it.
 _STUCK_CODE_GRACE = 1.0
 _TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-
-
-class _Shield:
-    """Defers an interrupt while the main thread runs the kernel's own code for the user's
-    (publishing, taking locks): a KeyboardInterrupt raised there, between a lock's acquire and
-    the ``with`` that releases it, would leave the lock held and the kernel stuck. The
-    deferred interrupt is raised on leaving, back in the user's code.
-    """
-
-    def __init__(self, kernel: PythonKernel) -> None:
-        self.kernel = kernel
-        self.main = threading.main_thread().ident
-
-    def __enter__(self) -> None:
-        if threading.get_ident() == self.main:
-            self.kernel._shield_depth += 1
-
-    def __exit__(self, *exc_info: object) -> None:
-        kernel = self.kernel
-        if threading.get_ident() != self.main:
-            return
-        kernel._shield_depth -= 1
-        if kernel._shield_depth == 0 and kernel._deferred_interrupt:
-            kernel._deferred_interrupt = False
-            if kernel._running_code:
-                raise KeyboardInterrupt
-
-
-class _OutStream(io.TextIOBase):
-    """sys.stdout / sys.stderr for running code: text goes to the frontend promptly.
-
-    Text is gathered for a short pause (so a loop of prints makes a few messages, not
-    thousands), then sent in whole lines: the start of a line written just now waits for its
-    end, as ipykernel's streams do (consumers that keep each message an output, nbclient's
-    default, would otherwise store a line in two pieces). A partial line that stays alone
-    longer than ``_FLUSH_SECONDS`` (a progress bar) is sent as it is by the flusher thread.
-    """
-
-    def __init__(self, kernel: PythonKernel, name: str) -> None:
-        super().__init__()
-        self.kernel = kernel
-        self.name = name
-        self._buffer: list[str] = []
-        self._lock = threading.Lock()
-        self._first_write = 0.0
-        self.parent: Message[Any] | None = None
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False
-
-    def write(self, text: str) -> int:
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if not text:
-            return 0
-        with self.kernel.shield:
-            with self._lock:
-                if not self._buffer:
-                    self._first_write = time.monotonic()
-                self._buffer.append(text)
-                due = time.monotonic() - self._first_write >= _FLUSH_SECONDS
-            if due:
-                self._send(whole_lines=True)
-        return len(text)
-
-    def flush(self) -> None:
-        self._send(whole_lines=False)
-
-    def flush_if_stale(self) -> None:
-        with self._lock:
-            stale = bool(self._buffer) and time.monotonic() - self._first_write >= _FLUSH_SECONDS
-        if stale:
-            self._send(whole_lines=True)
-
-    def _send(self, *, whole_lines: bool) -> None:
-        """Publish what is buffered; with ``whole_lines``, up to its last newline only (all
-        of it if it holds none: a partial line that has waited long enough)."""
-        with self.kernel.shield:
-            with self._lock:
-                text = "".join(self._buffer)
-                self._buffer.clear()
-                cut = text.rfind("\n") + 1 if whole_lines else len(text)
-                if cut == 0:
-                    cut = len(text)
-                if cut < len(text):
-                    self._buffer.append(text[cut:])
-                    self._first_write = time.monotonic()
-                text = text[:cut]
-            if text:
-                self.kernel.publish_now(Stream(name=self.name, text=text), self.parent)
-
-
-class _Flusher(threading.Thread):
-    """Sends partial output that has waited long enough, while code runs."""
-
-    def __init__(self, streams: list[_OutStream]) -> None:
-        super().__init__(name="runtimelib-output-flusher", daemon=True)
-        self.streams = streams
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(_FLUSH_SECONDS / 2):
-            for stream in self.streams:
-                stream.flush_if_stale()
 
 
 class _AskExit:
@@ -224,8 +120,8 @@ class PythonKernel(Kernel):
         # Payloads of the execute_reply being made (a page from help()).
         self._payloads: list[dict[str, Any]] = []
         self.history: list[tuple[int, int, str, str | None]] = []
-        self._stdout = _OutStream(self, "stdout")
-        self._stderr = _OutStream(self, "stderr")
+        self._stdout = OutStream(self, "stdout")
+        self._stderr = OutStream(self, "stderr")
         self._allow_stdin = False
         self._running_code = False
         self._interrupt_pending = False
@@ -233,14 +129,18 @@ class PythonKernel(Kernel):
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._loop_token: Any = None
         self._spawner: anyio.abc.TaskGroup | None = None
-        self.shield = _Shield(self)
+        self.shield = Shield(self)
         self._shield_depth = 0
         # The event loop cells that await run on (made by the first one).
         self._cell_loop: Any = None
         self._deferred_interrupt = False
         self._code_done = threading.Event()
-        # Code written for ipykernel displays through IPython's functions: make them ours.
+        # Code written for ipykernel displays through IPython's functions, and opens comms
+        # (ipywidgets) through the comm package: make them ours.
         install_ipython_display(self)
+        #: The comm package's manager, once the user's code imports it (see python_comm).
+        self.comm_manager: Any = None
+        install_comms(self, lambda manager: setattr(self, "comm_manager", manager))
 
     def serve(self) -> None:
         """Serve from a loop thread; run each cell's code here, in the main thread."""
@@ -331,6 +231,53 @@ class PythonKernel(Kernel):
 
         text = pydoc.plain(pydoc.render_doc(args[0]))
         self._payloads.append({"source": "page", "data": {"text/plain": text}, "start": 0})
+
+    # -- comms (ipywidgets) ---------------------------------------------------------------------
+
+    def comm_parent(self) -> Message[Any] | None:
+        """The message a comm's messages are published as children of."""
+        return self._parent()
+
+    def comm_target(self, target_name: str) -> CommTarget | None:
+        """Targets registered with the kernel, else with the comm package (ipywidgets')."""
+        found = super().comm_target(target_name)
+        manager = self.comm_manager
+        if found is not None or manager is None or target_name not in manager.targets:
+            return found
+
+        async def open_comm(message: Message[Any]) -> None:
+            await self._comm_handler(message, manager.comm_open)
+
+        return open_comm
+
+    async def do_comm(self, message: Message[Content]) -> None:
+        """The frontend's comm_msg and comm_close reach the comm package's comms."""
+        manager = self.comm_manager
+        content = message.content
+        if manager is None or not isinstance(content, (CommMsg, CommClose)):
+            return
+        if content.comm_id not in manager.comms:
+            return
+        handler = manager.comm_msg if isinstance(content, CommMsg) else manager.comm_close
+        await self._comm_handler(message, handler)
+
+    async def _comm_handler(self, message: Message[Any], handler: Callable[..., Any]) -> None:
+        """Run a comm package handler in the main thread, its outputs the message's children,
+        as ipykernel runs it (a widget's callbacks print and display)."""
+        await self._in_main_thread(functools.partial(self._comm_here, message, handler))
+
+    def _comm_here(self, message: Message[Any], handler: Callable[..., Any]) -> None:
+        saved = (sys.stdout, sys.stderr)
+        self._stdout.parent = self._stderr.parent = message
+        sys.stdout, sys.stderr = self._stdout, self._stderr
+        try:
+            handler(None, None, message_dict(message))
+        except Exception:
+            traceback.print_exc()  # to the frontend: a widget's callback failed
+        finally:
+            sys.stdout, sys.stderr = saved
+            self._flush()
+            self._stdout.parent = self._stderr.parent = None
 
     def ask_exit(self, keep_kernel: bool = False) -> None:
         """Ask the frontend to leave once this cell is done (an "ask_exit" payload, as
@@ -482,7 +429,7 @@ class PythonKernel(Kernel):
         """
         import getpass  # cheap; code asking for a password asks the frontend, as ipykernel's
 
-        flusher = _Flusher([self._stdout, self._stderr])
+        flusher = Flusher([self._stdout, self._stderr])
         saved = (sys.stdout, sys.stderr, builtins.input, getpass.getpass)
         sys.stdout, sys.stderr = self._stdout, self._stderr
         builtins.input = self._input
@@ -526,7 +473,7 @@ class PythonKernel(Kernel):
         if last is not None:
             expression = ast.Expression(last)
             value = self._evaluate(compile(expression, filename, "eval", flags=_TOP_LEVEL_AWAIT))
-            return None if _ends_with_semicolon(code) else value
+            return None if ends_with_semicolon(code) else value
         return None
 
     def _evaluate(self, compiled: types.CodeType) -> Any:
@@ -537,7 +484,7 @@ class PythonKernel(Kernel):
             return result
         loop = self._cell_loop
         if loop is None:
-            loop = self._cell_loop = _cell_event_loop()
+            loop = self._cell_loop = cell_event_loop()
         task = loop.create_task(result)
         try:
             return loop.run_until_complete(task)
@@ -574,7 +521,7 @@ class PythonKernel(Kernel):
 
     async def do_inspect(self, code: str, cursor_pos: int, detail_level: int) -> InspectReply:
         """Signature and docstring of the name at the cursor (no code is run, only lookups)."""
-        name = _name_at(code, cursor_pos)
+        name = name_at(code, cursor_pos)
         if not name:
             return InspectReply(found=False)
         found, obj = lookup(self.namespace, name)
@@ -597,7 +544,7 @@ class PythonKernel(Kernel):
             compiled = codeop.compile_command(code, "<input>", "exec")
         except (SyntaxError, ValueError, OverflowError):
             return IsCompleteReply(status="invalid")
-        if compiled is None or (_ends_in_block(code) and not code.rstrip(" \t").endswith("\n")):
+        if compiled is None or (ends_in_block(code) and not code.rstrip(" \t").endswith("\n")):
             # An indented block goes on until an empty line (a frontend sends the cell with it
             # as a final newline), as at the interactive prompt and in IPython.
             last = code.rstrip("\n").splitlines()[-1] if code.strip() else ""
@@ -617,7 +564,7 @@ class PythonKernel(Kernel):
             entries = [e for e in entries if start <= e[1] < stop]
         elif kind == "search":
             pattern = request.pattern if isinstance(request.pattern, str) else "*"
-            regex = re.compile(_glob_to_regex(pattern))
+            regex = re.compile(glob_to_regex(pattern))
             entries = [e for e in entries if regex.match(e[2])]
             if request.unique is True:
                 seen: set[str] = set()
@@ -649,63 +596,6 @@ def _format_traceback(error: BaseException) -> list[str]:
         frames = [frame for frame in exc.stack if frame.filename != __file__]
     exc.stack = traceback.StackSummary.from_list(frames)
     return [line.rstrip("\n") for line in exc.format()]
-
-
-def _cell_event_loop() -> Any:
-    """The event loop for cells that await: the main thread's current one, so that a task a
-    cell made with ``asyncio.ensure_future`` before any cell awaited runs on it too."""
-    import asyncio
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop_policy().get_event_loop()
-        except RuntimeError:
-            loop = None
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-    return loop
-
-
-def _ends_with_semicolon(code: str) -> bool:
-    """Whether the cell's last statement ends with ``;`` (comments aside): IPython's sign
-    that the value of a final expression is not to be shown."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
-    except (tokenize.TokenError, SyntaxError):
-        return False
-    ignored = {
-        tokenize.NEWLINE, tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER,
-        tokenize.INDENT, tokenize.DEDENT,
-    }  # fmt: skip
-    significant = [token for token in tokens if token.type not in ignored]
-    return bool(significant) and significant[-1].string == ";"
-
-
-def _ends_in_block(code: str) -> bool:
-    """Whether the code's last statement is inside an indented block (``def f():\\n  x``)."""
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
-    except (tokenize.TokenError, SyntaxError):
-        return False
-    return any(token.type == tokenize.DEDENT for token in tokens[-3:])
-
-
-def _name_at(code: str, cursor_pos: int) -> str:
-    """The dotted name under or just before the cursor."""
-    start = cursor_pos
-    while start > 0 and (code[start - 1].isalnum() or code[start - 1] in "._"):
-        start -= 1
-    end = cursor_pos
-    while end < len(code) and (code[end].isalnum() or code[end] == "_"):
-        end += 1
-    return code[start:end].strip(".")
-
-
-def _glob_to_regex(pattern: str) -> str:
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
 
 
 def _main() -> None:

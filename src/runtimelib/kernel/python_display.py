@@ -5,20 +5,19 @@ from ``IPython.display``. Without an IPython shell running, IPython's own functi
 object's repr (and an ANSI erase sequence for ``clear_output``) instead of displaying it.
 Where IPython is installed, this module swaps those functions, in
 ``IPython.core.display_functions``, for ones that publish through the kernel: when that
-module is first imported (a finder on ``sys.meta_path`` watches for it), so every name
-imported from it, ``IPython.display`` included, is the kernel's. IPython itself is never
-imported by the kernel: a notebook that does not use it does not pay for it.
+module is first imported (see import_hooks.py), so every name imported from it,
+``IPython.display`` included, is the kernel's. IPython itself is never imported by the
+kernel: a notebook that does not use it does not pay for it.
 """
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import sys
 import uuid
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Protocol
+
+from .import_hooks import when_imported
 
 __all__ = ["DisplayHandle", "Displayer", "install_ipython_display"]
 
@@ -134,38 +133,6 @@ def _patch(module: ModuleType, kernel: Displayer) -> None:
         setattr(module, name, function)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
-    """Patches IPython's display functions as their module is imported."""
-
-    def __init__(self, kernel: Displayer) -> None:
-        self.kernel = kernel
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != _TARGET:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is None or spec.loader is None:
-            return None
-        loader, kernel = spec.loader, self.kernel
-
-        class _Patching(importlib.abc.Loader):
-            def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-                return loader.create_module(spec)
-
-            def exec_module(self, module: ModuleType) -> None:
-                loader.exec_module(module)
-                _patch(module, kernel)
-
-        spec.loader = _Patching()
-        return spec
-
-
 def install_ipython_display(kernel: Displayer) -> None:
     """Make IPython's display functions publish through ``kernel`` (see the module)."""
-    loaded = sys.modules.get(_TARGET)
-    if loaded is not None:
-        _patch(loaded, kernel)
-        return
-    sys.meta_path.insert(0, _Finder(kernel))
+    when_imported(_TARGET, lambda module: _patch(module, kernel))

@@ -1,0 +1,128 @@
+"""The built-in Python kernel's stdout and stderr: text written by running code reaches the
+frontend promptly, in whole lines, and an interrupt never lands inside the kernel's own code.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from typing import Any
+
+from ..messages import Message, Stream
+
+__all__ = ["FLUSH_SECONDS", "Flusher", "OutStream", "Shield"]
+
+#: How long written text waits for more before it is sent.
+FLUSH_SECONDS = 0.05
+
+
+class Shield:
+    """Defers an interrupt while the main thread runs the kernel's own code for the user's
+    (publishing, taking locks): a KeyboardInterrupt raised there, between a lock's acquire and
+    the ``with`` that releases it, would leave the lock held and the kernel stuck. The
+    deferred interrupt is raised on leaving, back in the user's code.
+    """
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+        self.main = threading.main_thread().ident
+
+    def __enter__(self) -> None:
+        if threading.get_ident() == self.main:
+            self.kernel._shield_depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        kernel = self.kernel
+        if threading.get_ident() != self.main:
+            return
+        kernel._shield_depth -= 1
+        if kernel._shield_depth == 0 and kernel._deferred_interrupt:
+            kernel._deferred_interrupt = False
+            if kernel._running_code:
+                raise KeyboardInterrupt
+
+
+class OutStream(io.TextIOBase):
+    """sys.stdout / sys.stderr for running code: text goes to the frontend promptly.
+
+    Text is gathered for a short pause (so a loop of prints makes a few messages, not
+    thousands), then sent in whole lines: the start of a line written just now waits for its
+    end, as ipykernel's streams do (consumers that keep each message an output, nbclient's
+    default, would otherwise store a line in two pieces). A partial line that stays alone
+    longer than ``FLUSH_SECONDS`` (a progress bar) is sent as it is by the flusher thread.
+    """
+
+    def __init__(self, kernel: Any, name: str) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.name = name
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+        self._first_write = 0.0
+        self.parent: Message[Any] | None = None
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if not text:
+            return 0
+        with self.kernel.shield:
+            with self._lock:
+                if not self._buffer:
+                    self._first_write = time.monotonic()
+                self._buffer.append(text)
+                due = time.monotonic() - self._first_write >= FLUSH_SECONDS
+            if due:
+                self._send(whole_lines=True)
+        return len(text)
+
+    def flush(self) -> None:
+        self._send(whole_lines=False)
+
+    def flush_if_stale(self) -> None:
+        with self._lock:
+            stale = bool(self._buffer) and time.monotonic() - self._first_write >= FLUSH_SECONDS
+        if stale:
+            self._send(whole_lines=True)
+
+    def _send(self, *, whole_lines: bool) -> None:
+        """Publish what is buffered; with ``whole_lines``, up to its last newline only (all
+        of it if it holds none: a partial line that has waited long enough)."""
+        with self.kernel.shield:
+            with self._lock:
+                text = "".join(self._buffer)
+                self._buffer.clear()
+                cut = text.rfind("\n") + 1 if whole_lines else len(text)
+                if cut == 0:
+                    cut = len(text)
+                if cut < len(text):
+                    self._buffer.append(text[cut:])
+                    self._first_write = time.monotonic()
+                text = text[:cut]
+            if text:
+                self.kernel.publish_now(Stream(name=self.name, text=text), self.parent)
+
+
+class Flusher(threading.Thread):
+    """Sends partial output that has waited long enough, while code runs."""
+
+    def __init__(self, streams: list[OutStream]) -> None:
+        super().__init__(name="runtimelib-output-flusher", daemon=True)
+        self.streams = streams
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(FLUSH_SECONDS / 2):
+            for stream in self.streams:
+                stream.flush_if_stale()
