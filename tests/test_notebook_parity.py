@@ -4,6 +4,7 @@ runtimelib and nbclient; the files they write must match."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -102,6 +103,32 @@ def test_output_widgets_capture_as_nbclient_does(kernel: str) -> None:
     assert ["in the second\n"] in [[o.get("text") for o in s] for s in _output_widget_states(ours)]
 
 
+WIDGET_STATE_CELLS = (
+    "import ipywidgets as w\n"
+    "a = w.IntSlider(value=3, description='a')\nb = w.IntText()\n"
+    "link = w.jslink((a, 'value'), (b, 'value'))\nw.VBox([a, b])",
+    "image = w.Image(value=bytes(range(256)), format='png')\nimage",
+    "a.value = 7\nimage.value = bytes(range(10, 30))\nimage.width = '40'",
+    "w.interact(lambda x: print(x * 2), x=4);",
+)
+
+
+@pytest.mark.parametrize("kernel", ["python3", "runtimelib-python"])
+def test_widget_state_is_stored_as_nbclient_stores_it(kernel: str) -> None:
+    nb = _notebook(*WIDGET_STATE_CELLS, kernel=kernel)
+    ours, theirs = _both(nb)
+    assert _canonical(ours) == _canonical(theirs)
+    # The same from run to run: the stored state, buffers and all, does not depend on timing.
+    again = execute_notebook(copy.deepcopy(nb))
+    assert _canonical(again) == _canonical(ours)
+    state = ours.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    images = [entry for entry in state.values() if entry["model_name"] == "ImageModel"]
+    assert [entry["buffers"][0]["path"] for entry in images] == [["value"]]
+    assert images[0]["buffers"][0]["data"] == base64.b64encode(bytes(range(10, 30))).decode()
+    sliders = [entry for entry in state.values() if entry["model_name"] == "IntSliderModel"]
+    assert sorted(entry["state"]["value"] for entry in sliders) == [4, 7]
+
+
 def test_ipython_history_stays_in_memory(jupyter_env: Path) -> None:
     check = (
         "from IPython import get_ipython\n"
@@ -123,3 +150,14 @@ def test_the_kernel_name_python_runs_on_python3() -> None:
     ours, theirs = _both(_notebook("import sys\nprint(sys.version_info[0])", kernel="python"))
     assert _canonical(ours) == _canonical(theirs)
     assert ours.cells[0].outputs[0].text == "3\n"
+
+
+def test_the_first_cells_streams_come_out_in_the_order_written() -> None:
+    # The first cell goes to the kernel as soon as it answers kernel_info.
+    cell = "import sys\nprint('out')\nprint('err', file=sys.stderr)"
+    ours, theirs = _both(_notebook(cell))
+    assert _canonical(ours) == _canonical(theirs)
+    assert [(o.name, o.text) for o in ours.cells[0].outputs] == [
+        ("stdout", "out\n"),
+        ("stderr", "err\n"),
+    ]
