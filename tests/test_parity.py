@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -12,10 +13,14 @@ from typing import Any
 
 import anyio
 import pytest
+import websocket
 from jupyter_client.manager import start_new_kernel
 
 from runtimelib import AsyncKernelManager, KernelManager, errors
 from runtimelib.messages import HistoryRequest, Stream
+
+from .conftest import JupyterServer
+from .test_cli_mistakes import _api, _kernel_pids, _wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
 
@@ -227,6 +232,29 @@ async def test_a_request_right_after_a_restart_reaches_the_new_kernel(kernel: st
             await km.restart()
             result = await kc.execute("print('after')", timeout=T)
             assert result.stdout == "after\n"
+
+
+def test_a_server_shows_our_kernel_starting_after_it_restarts_it(
+    jupyter_server: JupyterServer, jupyter_env: Path
+) -> None:
+    # After an auto-restart, jupyter_server shows ipykernel "starting" (ipykernel's first
+    # status) until it is asked something; ours said idle, or busy, as the old one last did.
+    url, token, _ = jupyter_server
+    kernel_id = _api(url, token, "POST", "/api/kernels", {"name": PY})["id"]
+    path = jupyter_env / f"kernel-{kernel_id}.json"
+    ws_url = url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels?token={token}"
+    frontend = websocket.create_connection(ws_url, timeout=T)  # as a notebook frontend does
+    try:
+        state = lambda: _api(url, token, "GET", f"/api/kernels/{kernel_id}")["execution_state"]  # noqa: E731
+        _wait_for(lambda: state() == "idle", "the server to see the kernel idle")
+        (pid,) = _kernel_pids(path)
+        os.kill(pid, signal.SIGKILL)
+        _wait_for(lambda: _kernel_pids(path) not in ([], [pid]), "the server's restart")
+        _wait_for(lambda: state() == "starting", "the server to see the new kernel starting")
+    finally:
+        frontend.close()
+        _api(url, token, "DELETE", f"/api/kernels/{kernel_id}")
+        _wait_for(lambda: not _kernel_pids(path), "the kernel's exit")
 
 
 # -- the kernel name "python" ----------------------------------------------------------------------

@@ -128,6 +128,7 @@ class Kernel:
         self._heartbeat: HeartbeatEcho | None = None
         self._inputs: dict[str, anyio.Event] = {}
         self._input_values: dict[str, str] = {}
+        self._served = False  # whether any request has been handled yet
         self._aborting = False
         self._to_abort: list[Message[Content]] = []
         self._execute_scope: anyio.CancelScope | None = None
@@ -351,6 +352,11 @@ class Kernel:
             elif frames[0][:1] == b"\x01":
                 topic = frames[0][1:].decode("utf-8", "replace")
                 self.publish_now(IopubWelcome(subscription=topic), parent=None)
+                if not self._served:
+                    # The "starting" status went out as the socket was bound, before anyone
+                    # could hear it: a subscriber that joins before the first request hears
+                    # it now (a server watching a restarted kernel then shows it starting).
+                    self.publish_now(Status(execution_state="starting"), parent=None)
 
     # -- serving requests -----------------------------------------------------------------------
 
@@ -372,6 +378,7 @@ class Kernel:
                 await self._handle(channel, message)
 
     async def _handle(self, channel: AsyncChannel, request: Message[Content]) -> None:
+        self._served = True
         token = _current.set(request)
         try:
             await self.publish(Status(execution_state="busy"), request)
