@@ -863,9 +863,10 @@ def test_debug_request_blocking(kernel: str, shared: SharedKernels) -> None:
         _check_debug_info(kc.debug_request("debugInfo", timeout=T))
 
 
-# Subshells: ipykernel 7 only. xeus-python 0.19 does not list "kernel subshells"; bash_kernel
-# lists it (ipykernel's base class) but runs everything through one bash process, so running
-# code in a subshell next to the main shell would interleave both in that one bash.
+# Subshells: ipykernel 7 and our Python kernel. xeus-python 0.19 does not list "kernel
+# subshells"; bash_kernel lists it (ipykernel's base class) but runs everything through one
+# bash process, so running code in a subshell next to the main shell would interleave both in
+# that one bash.
 # The subshell's execute stays out of the history: IPython numbers history lines per
 # session, and two executes at once would collide ("Session/line number was not unique").
 SUBSHELL_MAIN = "import time\ntime.sleep(1)\nprint('main done')"
@@ -873,9 +874,10 @@ SUBSHELL_CODE = "import threading\nprint(threading.current_thread().name)"
 
 
 @pytest.mark.anyio
-async def test_subshells(shared: SharedKernels) -> None:
+@pytest.mark.parametrize("kernel", ["python3", "runtimelib-python"])
+async def test_subshells(kernel: str, shared: SharedKernels) -> None:
     order: list[str] = []
-    async with async_client(shared("python3")) as kc:
+    async with async_client(shared(kernel)) as kc:
         subshell = await kc.create_subshell(timeout=T)
         assert subshell in await kc.list_subshells(timeout=T)
 
@@ -898,8 +900,9 @@ async def test_subshells(shared: SharedKernels) -> None:
     assert inside.stdout == f"subshell-{subshell}\n"
 
 
-def test_subshells_blocking(shared: SharedKernels) -> None:
-    with blocking_client(shared("python3")) as kc, ThreadPoolExecutor(1) as pool:
+@pytest.mark.parametrize("kernel", ["python3", "runtimelib-python"])
+def test_subshells_blocking(kernel: str, shared: SharedKernels) -> None:
+    with blocking_client(shared(kernel)) as kc, ThreadPoolExecutor(1) as pool:
         subshell = kc.create_subshell(timeout=T)
         assert subshell in kc.list_subshells(timeout=T)
         main = pool.submit(kc.execute, SUBSHELL_MAIN, timeout=T)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 import websocket
 from jupyter_client.manager import start_new_kernel
 
-from runtimelib import AsyncKernelManager, KernelManager, errors
+from runtimelib import AsyncKernelManager, KernelManager, KernelSpec, errors
 from runtimelib.messages import HistoryRequest, Stream
 
 from .conftest import JupyterServer
@@ -215,9 +217,67 @@ def test_the_failing_cell_is_answered_before_the_cells_it_aborts(kernel: str) ->
 # -- subshells ------------------------------------------------------------------------------------
 
 
-def test_create_subshell_on_a_kernel_without_subshells_raises(py: Any) -> None:
-    with pytest.raises(errors.KernelReplyError, match="did not create a subshell"):
-        py.create_subshell(timeout=T)
+NO_SUBSHELLS = """
+from runtimelib.kernel import Kernel
+
+
+class Plain(Kernel):
+    supports_subshells = False
+
+
+Plain.launch()
+"""
+
+
+def test_create_subshell_on_a_kernel_without_subshells_raises(tmp_path: Path) -> None:
+    (tmp_path / "plain.py").write_text(NO_SUBSHELLS)
+    spec = KernelSpec(
+        name="plain",
+        resource_dir=tmp_path,
+        argv=[sys.executable, str(tmp_path / "plain.py"), "-f", "{connection_file}"],
+    )
+    with KernelManager(spec=spec) as km, km.client() as kc:
+        assert kc.kernel_info(timeout=T).supported_features == []
+        with pytest.raises(errors.KernelReplyError, match="did not create a subshell"):
+            kc.create_subshell(timeout=T)
+
+
+@pytest.mark.parametrize("kernel", [PY, "runtimelib-echo"])
+def test_our_kernels_run_subshells_next_to_the_main_shell(kernel: str) -> None:
+    echo = "echo" in kernel
+    slow = "%sleep 1\nmain done" if echo else "import time\ntime.sleep(1)\nprint('main done')"
+    with KernelManager(kernel) as km, km.client() as kc, ThreadPoolExecutor(2) as pool:
+        assert "kernel subshells" in kc.kernel_info(timeout=T).supported_features
+        first, second = kc.create_subshell(timeout=T), kc.create_subshell(timeout=T)
+        assert sorted(kc.list_subshells(timeout=T)) == sorted([first, second])
+        main = pool.submit(kc.execute, slow, timeout=T)
+        time.sleep(0.2)
+        where = "import threading\nprint(threading.current_thread().name)"
+        inside = kc.execute("in the subshell" if echo else where, subshell_id=first, timeout=T)
+        assert not main.done()  # answered while the main shell was busy
+        assert inside.stdout == ("in the subshell\n" if echo else f"subshell-{first}\n")
+        assert main.result(T).stdout == "main done\n"
+        # A subshell that fails aborts what was queued in it, and nothing in the others.
+        failing = "%sleep 0.3\n%error ValueError no" if echo else "time.sleep(0.3); 1/0"
+        failed = pool.submit(kc.execute, failing, subshell_id=second, timeout=T)
+        time.sleep(0.1)
+        queued = pool.submit(kc.execute, "queued", subshell_id=second, timeout=T)
+        time.sleep(0.05)
+        assert kc.execute("'main'" if not echo else "main", timeout=T).reply.status == "ok"
+        assert failed.result(T).reply.status == "error"
+        assert queued.result(T).reply.status == "aborted"
+        # What a subshell was sent before it was deleted is still answered.
+        late = pool.submit(kc.execute, slow, subshell_id=first, timeout=T)
+        time.sleep(0.2)
+        kc.delete_subshell(first, timeout=T)
+        assert late.result(T).stdout == "main done\n"
+        assert kc.list_subshells(timeout=T) == [second]
+        # A subshell that is not there: a typed error, and the kernel serves on.
+        with pytest.raises(errors.KernelReplyError, match="SubshellNotFound"):
+            kc.delete_subshell(first, timeout=T)
+        gone = kc.execute("1", subshell_id=first, timeout=T)
+        assert (gone.reply.status, gone.reply.ename) == ("error", "SubshellNotFound")
+        assert kc.execute("2" if echo else "print(2)", timeout=T).stdout == "2\n"
 
 
 # -- restarts with a connected client -------------------------------------------------------------

@@ -57,7 +57,7 @@ from ..transports.base import AsyncTransport
 from ..transports.zmq import ZmqAsyncTransport
 from .comms import CommManager
 from .execution import Execution
-from .outputs import ExecutionResult, Output, subshell_id
+from .outputs import ExecutionResult, Output, subshell_id, succeeded
 from .readiness import Readiness
 from .routing import RECONNECT_WAIT, Router
 
@@ -406,13 +406,14 @@ class AsyncKernelClient:
 
     async def list_subshells(self, *, timeout: float | None = None) -> list[str]:
         """The kernel's subshell ids."""
-        return (await self._reply(ListSubshellRequest(), ListSubshellReply, timeout)).subshell_id
+        reply = await self._reply(ListSubshellRequest(), ListSubshellReply, timeout)
+        return succeeded(reply, "list its subshells").subshell_id
 
     async def delete_subshell(self, subshell_id: str, *, timeout: float | None = None) -> None:
         """Delete a subshell."""
-        await self._reply(
-            DeleteSubshellRequest(subshell_id=subshell_id), DeleteSubshellReply, timeout
-        )
+        request = DeleteSubshellRequest(subshell_id=subshell_id)
+        reply = await self._reply(request, DeleteSubshellReply, timeout)
+        succeeded(reply, f"delete subshell {subshell_id}")
 
     async def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""

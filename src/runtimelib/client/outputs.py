@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -15,6 +15,7 @@ from ..messages import (
     Error,
     ExecuteReply,
     ExecuteResult,
+    Reply,
     Stream,
     UpdateDisplayData,
 )
@@ -30,6 +31,8 @@ __all__ = [
 
 #: An output of an execution, as the message content that produced it.
 Output = Stream | DisplayData | ExecuteResult | Error
+
+R = TypeVar("R", bound=Reply)
 
 
 class ExecutionError(RuntimelibError):
@@ -223,14 +226,20 @@ def to_nbformat(output: Output) -> dict[str, Any]:
     return {"output_type": "display_data", "data": output.data, "metadata": output.metadata}
 
 
+def succeeded(reply: R, what: str) -> R:
+    """``reply`` if its status is ok; otherwise KernelReplyError: "the kernel did not
+    <what> (ename: evalue)"."""
+    if reply.status != "ok":
+        ename = reply.ename if isinstance(reply.ename, str) else ""
+        evalue = reply.evalue if isinstance(reply.evalue, str) else ""
+        why = f"{ename}: {evalue}" if ename else f"status {reply.status!r}"
+        raise KernelReplyError(f"the kernel did not {what} ({why})", ename=ename, evalue=evalue)
+    return reply
+
+
 def subshell_id(reply: CreateSubshellReply) -> str:
     """The new subshell's id, or KernelReplyError for a kernel that made none: an empty id
     would send later requests to the main shell without a word."""
-    if reply.status != "ok" or not reply.subshell_id:
-        ename = reply.ename if isinstance(reply.ename, str) else ""
-        evalue = reply.evalue if isinstance(reply.evalue, str) else ""
-        why = f"{ename}: {evalue}" if ename else "an empty subshell id"
-        raise KernelReplyError(
-            f"the kernel did not create a subshell ({why})", ename=ename, evalue=evalue
-        )
+    if not succeeded(reply, "create a subshell").subshell_id:
+        raise KernelReplyError("the kernel did not create a subshell (an empty subshell id)")
     return reply.subshell_id

@@ -36,8 +36,12 @@ from ..messages import (
     ConnectReply,
     ConnectRequest,
     Content,
+    CreateSubshellReply,
+    CreateSubshellRequest,
     DebugReply,
     DebugRequest,
+    DeleteSubshellReply,
+    DeleteSubshellRequest,
     DisplayData,
     Error,
     ExecuteInput,
@@ -59,6 +63,8 @@ from ..messages import (
     KernelInfoReply,
     KernelInfoRequest,
     LanguageInfo,
+    ListSubshellReply,
+    ListSubshellRequest,
     Message,
     Reply,
     ShutdownReply,
@@ -73,6 +79,7 @@ from ..processes import end_descendants, pid_exists
 from ..protocol import Session
 from ..transports.zmq import AsyncChannel, recv_parts, zmq_events, zmq_fd
 from .sockets import HeartbeatEcho, bind_kernel_socket
+from .subshells import Shell, Shells, unknown_subshell
 
 __all__ = ["Kernel", "StdinNotAllowedError"]
 
@@ -81,6 +88,11 @@ log = logging.getLogger("runtimelib.kernel")
 #: The request being handled, so that outputs and input() find their parent.
 _current: contextvars.ContextVar[Message[Any] | None] = contextvars.ContextVar(
     "runtimelib_kernel_request", default=None
+)
+
+#: The shell handling the request (None on the control channel).
+_shell: contextvars.ContextVar[Shell | None] = contextvars.ContextVar(
+    "runtimelib_kernel_shell", default=None
 )
 
 #: A comm target: called with the comm_open message.
@@ -107,7 +119,8 @@ class Kernel:
     Override ``do_execute`` (and whichever other ``do_*`` handlers the language supports);
     use ``stream``, ``display``, ``execute_result``, ``error`` and ``input`` from inside them.
     Shell requests are handled one at a time, in order; control requests are served at the
-    same time, so interrupt and shutdown work while code runs.
+    same time, so interrupt and shutdown work while code runs. Subshells (protocol 5.5) each
+    handle theirs in order too, at the same time as the main shell (``supports_subshells``).
     """
 
     implementation: ClassVar[str] = "runtimelib"
@@ -115,6 +128,9 @@ class Kernel:
     language_info: ClassVar[LanguageInfo] = LanguageInfo(name="text", mimetype="text/plain")
     banner: ClassVar[str] = ""
     help_links: ClassVar[list[HelpLink]] = []
+    #: Whether frontends may create subshells: each handles its shell requests in a task of
+    #: its own, so a handler that awaits lets the other shells go on.
+    supports_subshells: ClassVar[bool] = True
 
     def __init__(self, connection_info: ConnectionInfo, *, parent_pid: int | None = None) -> None:
         self.connection_info = connection_info
@@ -129,9 +145,8 @@ class Kernel:
         self._inputs: dict[str, anyio.Event] = {}
         self._input_values: dict[str, str] = {}
         self._served = False  # whether any request has been handled yet
-        self._aborting = False
-        self._to_abort: list[Message[Content]] = []
-        self._execute_scope: anyio.CancelScope | None = None
+        #: The main shell and the subshells (made in run()).
+        self.shells: Shells | None = None
         self._stop_event: anyio.Event | None = None  # made in run(), on the kernel's loop
         self._iopub_lock = threading.Lock()
 
@@ -170,7 +185,7 @@ class Kernel:
         try:
             async with anyio.create_task_group() as tg:
                 await self.publish(Status(execution_state="starting"))
-                tg.start_soon(self._serve, "shell")
+                tg.start_soon(self._serve_shell, tg)
                 tg.start_soon(self._serve, "control")
                 tg.start_soon(self._read_stdin)
                 tg.start_soon(self._welcome_subscribers)
@@ -221,9 +236,11 @@ class Kernel:
             return  # not the main thread: signals cannot be received here
 
     def interrupt(self) -> None:
-        """Interrupt the running execution (SIGINT, or interrupt_request): cancel it."""
-        if self._execute_scope is not None:
-            self._execute_scope.cancel()
+        """Interrupt the running executions, in every shell (SIGINT, or interrupt_request):
+        cancel them."""
+        for shell in self.shells.all() if self.shells is not None else ():
+            if shell.execute_scope is not None:
+                shell.execute_scope.cancel()
 
     # -- publishing -----------------------------------------------------------------------------
 
@@ -377,9 +394,33 @@ class Kernel:
             if message is not None:
                 await self._handle(channel, message)
 
-    async def _handle(self, channel: AsyncChannel, request: Message[Content]) -> None:
+    async def _serve_shell(self, group: anyio.abc.TaskGroup) -> None:
+        """Read the shell socket all the time, handing each request to its shell."""
+        channel = self._sockets["shell"]
+        self.shells = Shells(
+            group,
+            lambda shell, request: self._handle(channel, request, shell),
+            self.subshell_ended,
+        )
+        while True:
+            message = await self._receive(channel)
+            if message is not None:
+                await self._route(channel, message)
+
+    async def _route(self, channel: AsyncChannel, request: Message[Content]) -> None:
+        assert self.shells is not None
+        shell = self.shells.find(request.header.subshell_id)
+        if shell is not None:
+            shell.put(request)
+        else:  # answered at once (with an error), by no shell
+            await self._handle(channel, request)
+
+    async def _handle(
+        self, channel: AsyncChannel, request: Message[Content], shell: Shell | None = None
+    ) -> None:
         self._served = True
         token = _current.set(request)
+        shell_token = _shell.set(shell)
         try:
             await self.publish(Status(execution_state="busy"), request)
             try:
@@ -393,10 +434,11 @@ class Kernel:
             await self.publish(Status(execution_state="idle"), request)
             if reply is not None:
                 await channel.send(self._reply_message(request, reply))
-            if self._to_abort:
-                queued, self._to_abort = self._to_abort, []
-                await self._abort(channel, queued)
+            if shell is not None and shell.to_abort:
+                queued, shell.to_abort = shell.to_abort, []
+                await self._abort(channel, shell, queued)
         finally:
+            _shell.reset(shell_token)
             _current.reset(token)
 
     def _reply_message(self, request: Message[Content], reply: Content) -> Message[Content]:
@@ -427,6 +469,8 @@ class Kernel:
         if request.problems:
             # Wrong-typed or missing fields: say so rather than guess.
             return self._error_reply(request, "MalformedRequest", "; ".join(request.problems))
+        if request.channel == "shell" and _shell.get() is None:
+            return self._error_reply(request, *unknown_subshell(request.header.subshell_id))
         if isinstance(content, ExecuteRequest):
             return await self._execute(request, content)
         if isinstance(content, KernelInfoRequest):
@@ -448,6 +492,8 @@ class Kernel:
             return InterruptReply()
         if isinstance(content, DebugRequest):
             return await self.do_debug_request(content)
+        if isinstance(content, (CreateSubshellRequest, DeleteSubshellRequest, ListSubshellRequest)):
+            return self._subshell_request(request, content)
         if isinstance(content, ConnectRequest):
             info = self.connection_info
             return ConnectReply(
@@ -464,7 +510,9 @@ class Kernel:
         return self._error_reply(request, "UnknownRequest", f"{request.msg_type} is not supported")
 
     async def _execute(self, request: Message[Content], content: ExecuteRequest) -> ExecuteReply:
-        if self._aborting:
+        shell = _shell.get()
+        assert shell is not None  # an execute_request reached no shell
+        if shell.aborting:
             return ExecuteReply(status="aborted", execution_count=self.execution_count)
         if not content.silent:
             self.execution_count += 1
@@ -473,7 +521,7 @@ class Kernel:
             )
         reply: ExecuteReply | None = None
         with anyio.CancelScope() as scope:
-            self._execute_scope = scope
+            shell.execute_scope = scope
             try:
                 reply = await self.do_execute(
                     content.code,
@@ -483,7 +531,7 @@ class Kernel:
                     allow_stdin=content.allow_stdin,
                 )
             finally:
-                self._execute_scope = None
+                shell.execute_scope = None
         if reply is None:  # cancelled by an interrupt
             await self.error("KeyboardInterrupt", "", ["KeyboardInterrupt"])
             reply = ExecuteReply(
@@ -495,30 +543,43 @@ class Kernel:
         if reply.execution_count is None or reply.execution_count != self.execution_count:
             reply = _with_count(reply, self.execution_count)
         if reply.status == "error" and content.stop_on_error:
-            # What is queued now was sent before anyone could know of the error: it is
-            # aborted, but only once this reply is out (see _handle), so the failing cell is
-            # answered first, as ipykernel does. What arrives after the reply is not aborted.
-            self._to_abort = await self._take_queued()
+            # What is queued in this shell now was sent before anyone could know of the
+            # error: it is aborted, but only once this reply is out (see _handle), so the
+            # failing cell is answered first, as ipykernel does. What arrives after the reply
+            # is not aborted.
+            shell.to_abort = await self._take_queued(shell)
         return reply
 
-    async def _take_queued(self) -> list[Message[Content]]:
-        """The shell requests waiting in the socket now, read without handling them."""
+    async def _take_queued(self, shell: Shell) -> list[Message[Content]]:
+        """The requests waiting for ``shell`` now (those in the socket too), taken from it."""
         channel = self._sockets["shell"]
-        queued = []
-        while channel.socket.poll(0):
+        while channel.socket.poll(0):  # arrived, and not handed to their shell yet
             message = await self._receive(channel)
             if message is not None:
-                queued.append(message)
-        return queued
+                await self._route(channel, message)
+        return shell.take_queued()
 
-    async def _abort(self, channel: AsyncChannel, queued: list[Message[Content]]) -> None:
+    async def _abort(
+        self, channel: AsyncChannel, shell: Shell, queued: list[Message[Content]]
+    ) -> None:
         """Answer the executes queued behind a failed one as aborted (spec: stop_on_error)."""
-        self._aborting = True
+        shell.aborting = True
         try:
             for message in queued:
-                await self._handle(channel, message)
+                await self._handle(channel, message, shell)
         finally:
-            self._aborting = False
+            shell.aborting = False
+
+    def _subshell_request(self, request: Message[Content], content: Content) -> Content | None:
+        if not self.supports_subshells or self.shells is None:
+            return self._error_reply(request, "UnknownRequest", "this kernel has no subshells")
+        if isinstance(content, CreateSubshellRequest):
+            return CreateSubshellReply(subshell_id=self.shells.create())
+        if isinstance(content, DeleteSubshellRequest):
+            if not self.shells.delete(content.subshell_id):
+                return self._error_reply(request, *unknown_subshell(content.subshell_id))
+            return DeleteSubshellReply()
+        return ListSubshellReply(subshell_id=self.shells.ids())
 
     async def _shutdown(self, request: Message[Content], content: ShutdownRequest) -> ShutdownReply:
         await self.do_shutdown(content.restart)
@@ -575,7 +636,7 @@ class Kernel:
             language_info=self.language_info,
             banner=self.banner,
             help_links=list(self.help_links),
-            supported_features=[],
+            supported_features=["kernel subshells"] if self.supports_subshells else [],
         )
 
     async def do_complete(self, code: str, cursor_pos: int) -> CompleteReply:
@@ -612,6 +673,9 @@ class Kernel:
     def comm_target(self, target_name: str) -> CommTarget | None:
         """What opens comms to ``target_name`` (override to find targets elsewhere)."""
         return self.comm_targets.get(target_name)
+
+    def subshell_ended(self, subshell_id: str) -> None:
+        """Called when a deleted subshell has answered every request it was sent."""
 
     async def do_comm(self, message: Message[Content]) -> None:
         """Called with every comm message after the built-in handling."""

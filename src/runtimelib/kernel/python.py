@@ -54,11 +54,11 @@ from ..messages import (
     Message,
     UpdateDisplayData,
 )
-from .base import CommTarget, Kernel, _current
+from .base import CommTarget, Kernel, _current, _shell
 from .python_comm import install_comms, message_dict
 from .python_complete import complete, lookup
 from .python_display import DisplayHandle, install_ipython_display
-from .python_io import Flusher, OutStream, Shield
+from .python_io import CodeThread, Flusher, RoutedStream, Shield
 from .python_source import (
     cell_event_loop,
     ends_in_block,
@@ -117,16 +117,16 @@ class PythonKernel(Kernel):
             "exit": _AskExit(self),
             "quit": _AskExit(self),
         }
-        # Payloads of the execute_reply being made (a page from help()).
-        self._payloads: list[dict[str, Any]] = []
         self.history: list[tuple[int, int, str, str | None]] = []
-        self._stdout = OutStream(self, "stdout")
-        self._stderr = OutStream(self, "stderr")
-        self._allow_stdin = False
-        self._running_code = False
+        # Where code runs: the main thread (see serve), and a thread per subshell.
+        self._main = CodeThread(self)
+        self._subshell_threads: dict[str, CodeThread] = {}
+        self._routed = (RoutedStream(self._main, "stdout"), RoutedStream(self._main, "stderr"))
+        self._redirect_lock = threading.Lock()
+        self._redirects = 0
+        self._saved_io: tuple[Any, ...] = ()
+        self._running_code = False  # in the main thread
         self._interrupt_pending = False
-        # Work for the main thread (see serve); None ends it.
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._loop_token: Any = None
         self._spawner: anyio.abc.TaskGroup | None = None
         self.shield = Shield(self)
@@ -156,7 +156,7 @@ class PythonKernel(Kernel):
             except BaseException as exc:
                 failure.append(exc)
             finally:
-                self._jobs.put(None)
+                self._main.stop()
                 if self._running_code:  # shutting down while a cell runs: end it
                     self.interrupt()
                     # Code that ignores interrupts would keep the process alive, serving
@@ -166,8 +166,7 @@ class PythonKernel(Kernel):
 
         thread = threading.Thread(target=loop, name="runtimelib-kernel-loop", daemon=True)
         thread.start()
-        while (job := self._jobs.get()) is not None:
-            job()
+        self._main.serve()
         self._code_done.set()
         thread.join()
         if failure:
@@ -189,18 +188,61 @@ class PythonKernel(Kernel):
                 self._deferred_interrupt = True  # raised when the shield is left
                 return
             raise KeyboardInterrupt
-        if self._execute_scope is not None:
+        if self.shells is not None and self.shells.main.execute_scope is not None:
             self._interrupt_pending = True
 
     def interrupt(self) -> None:
-        """An interrupt_request: SIGINT to the main thread, where code runs."""
+        """An interrupt_request: SIGINT to the main thread, where the main shell's code runs
+        (a subshell's code runs on, as in ipykernel)."""
         if threading.current_thread() is threading.main_thread():
             self._on_sigint(signal.SIGINT, None)
         else:
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
+    def subshell_ended(self, subshell_id: str) -> None:
+        code_thread = self._subshell_threads.pop(subshell_id, None)
+        if code_thread is not None:
+            code_thread.stop()
+
+    def _code_thread(self) -> CodeThread:
+        """Where the request being handled runs code: its shell's thread."""
+        shell = _shell.get()
+        if shell is None or shell.subshell_id is None:
+            return self._main
+        code_thread = self._subshell_threads.get(shell.subshell_id)
+        if code_thread is None:
+            code_thread = self._subshell_threads[shell.subshell_id] = CodeThread(self)
+            # Named as ipykernel names its subshells' threads.
+            code_thread.start(f"subshell-{shell.subshell_id}")
+        return code_thread
+
+    def _here(self) -> CodeThread:
+        """The calling thread's CodeThread (threads that code starts: the main thread's)."""
+        return CodeThread.current() or self._main
+
+    def _redirect(self, on: bool) -> None:
+        """While any code runs, stdout, stderr, input() and getpass() are the kernel's."""
+        import getpass  # cheap; code asking for a password asks the frontend, as ipykernel's
+
+        with self._redirect_lock:
+            if on:
+                if self._redirects == 0:
+                    self._saved_io = (sys.stdout, sys.stderr, builtins.input, getpass.getpass)
+                    sys.stdout, sys.stderr = self._routed
+                    builtins.input = self._input
+                    getpass.getpass = self._getpass
+                self._redirects += 1
+            else:
+                self._redirects -= 1
+                if self._redirects == 0:
+                    sys.stdout, sys.stderr, builtins.input, getpass.getpass = self._saved_io
+
     async def _in_main_thread(self, job: Callable[[], T]) -> T:
         """Run ``job`` in the main thread and wait for it without blocking the loop."""
+        return await self._run_in(self._main, job)
+
+    async def _run_in(self, code_thread: CodeThread, job: Callable[[], T]) -> T:
+        """Run ``job`` in ``code_thread`` and wait for it without blocking the loop."""
         done = threading.Event()
         outcome: list[Any] = []
 
@@ -212,7 +254,7 @@ class PythonKernel(Kernel):
             finally:
                 done.set()
 
-        self._jobs.put(run)
+        code_thread.jobs.put(run)
         # Abandoned if the kernel stops meanwhile: serve() then interrupts the code.
         await anyio.to_thread.run_sync(done.wait, abandon_on_cancel=True)
         ok, value = outcome[0]
@@ -230,7 +272,7 @@ class PythonKernel(Kernel):
         import pydoc  # only here: it is slow to import, and kernels should start fast
 
         text = pydoc.plain(pydoc.render_doc(args[0]))
-        self._payloads.append({"source": "page", "data": {"text/plain": text}, "start": 0})
+        self._here().payloads.append({"source": "page", "data": {"text/plain": text}, "start": 0})
 
     # -- comms (ipywidgets) ---------------------------------------------------------------------
 
@@ -264,25 +306,26 @@ class PythonKernel(Kernel):
     async def _comm_handler(self, message: Message[Any], handler: Callable[..., Any]) -> None:
         """Run a comm package handler in the main thread, its outputs the message's children,
         as ipykernel runs it (a widget's callbacks print and display)."""
-        await self._in_main_thread(functools.partial(self._comm_here, message, handler))
+        code_thread = self._code_thread()
+        await self._run_in(code_thread, functools.partial(self._comm_here, message, handler))
 
     def _comm_here(self, message: Message[Any], handler: Callable[..., Any]) -> None:
-        saved = (sys.stdout, sys.stderr)
-        self._stdout.parent = self._stderr.parent = message
-        sys.stdout, sys.stderr = self._stdout, self._stderr
+        here = self._here()
+        here.begin(message)
+        self._redirect(True)
         try:
             handler(None, None, message_dict(message))
         except Exception:
             traceback.print_exc()  # to the frontend: a widget's callback failed
         finally:
-            sys.stdout, sys.stderr = saved
-            self._flush()
-            self._stdout.parent = self._stderr.parent = None
+            self._redirect(False)
+            here.flush()
+            here.end()
 
     def ask_exit(self, keep_kernel: bool = False) -> None:
         """Ask the frontend to leave once this cell is done (an "ask_exit" payload, as
         IPython's ``exit()``); a console ends, and stops the kernel unless ``keep_kernel``."""
-        self._payloads.append({"source": "ask_exit", "keepkernel": bool(keep_kernel)})
+        self._here().payloads.append({"source": "ask_exit", "keepkernel": bool(keep_kernel)})
 
     # -- the display API in the namespace -------------------------------------------------------
 
@@ -337,17 +380,16 @@ class PythonKernel(Kernel):
             self.publish_now(ClearOutput(wait=wait), self._parent())
 
     def _parent(self) -> Message[Any] | None:
-        return self._stdout.parent or _current.get()
+        return self._here().stdout.parent or _current.get()
 
     def _flush(self) -> None:
-        self._stdout.flush()
-        self._stderr.flush()
+        self._here().flush()
 
     # -- input() --------------------------------------------------------------------------------
 
     def _input(self, prompt: Any = "", password: bool = False) -> str:
         parent = self._parent()
-        if not self._allow_stdin or parent is None:
+        if not self._here().allow_stdin or parent is None:
             raise _StdinNotImplementedError("input() is not supported by this frontend")
         self._flush()
         # Asked by a task of the event loop, which reads the stdin socket. The answer comes
@@ -391,15 +433,14 @@ class PythonKernel(Kernel):
         user_expressions: dict[str, str],
         allow_stdin: bool,
     ) -> ExecuteReply:
-        """Run the code in the namespace, in the main thread."""
+        """Run the code in the namespace, in the main thread (or the subshell's thread)."""
         count = self.execution_count
-        parent = _current.get()
-        self._stdout.parent = self._stderr.parent = parent
-        self._payloads = []
-        self._allow_stdin = allow_stdin
+        code_thread = self._code_thread()
+        code_thread.begin(_current.get(), allow_stdin)
         try:
-            error, bundle, expressions = await self._in_main_thread(
-                functools.partial(self._execute_here, code, count, silent, user_expressions)
+            error, bundle, expressions = await self._run_in(
+                code_thread,
+                functools.partial(self._execute_here, code, count, silent, user_expressions),
             )
         finally:
             self._interrupt_pending = False
@@ -409,7 +450,7 @@ class PythonKernel(Kernel):
             await self.execute_result(bundle.data, bundle.metadata)
         if store_history and not silent:
             self.history.append((1, count, code, output_text))
-        self._stdout.parent = self._stderr.parent = None
+        code_thread.end()
         if error is not None:
             tb = _format_traceback(error)
             ename, evalue = type(error).__name__, str(error)
@@ -418,40 +459,41 @@ class PythonKernel(Kernel):
                 status="error", ename=ename, evalue=evalue, traceback=tb, execution_count=count
             )
         return ExecuteReply(
-            execution_count=count, user_expressions=expressions, payload=self._payloads
+            execution_count=count, user_expressions=expressions, payload=code_thread.payloads
         )
 
     def _execute_here(
         self, code: str, count: int, silent: bool, user_expressions: dict[str, str]
     ) -> tuple[BaseException | None, MimeBundle | None, dict[str, Any]]:
-        """The part of an execution that runs user code (in the main thread): the cell with
+        """The part of an execution that runs user code (in its shell's thread): the cell with
         stdout, stderr and input() redirected, the result's reprs, the user expressions.
         """
-        import getpass  # cheap; code asking for a password asks the frontend, as ipykernel's
-
-        flusher = Flusher([self._stdout, self._stderr])
-        saved = (sys.stdout, sys.stderr, builtins.input, getpass.getpass)
-        sys.stdout, sys.stderr = self._stdout, self._stderr
-        builtins.input = self._input
-        getpass.getpass = self._getpass
+        here = self._here()
+        main = here is self._main  # interrupts reach the main thread's code only
+        flusher = Flusher([here.stdout, here.stderr])
+        self._redirect(True)
         flusher.start()
         result: Any = None
         error: BaseException | None = None
-        self._deferred_interrupt = False
+        if main:
+            self._deferred_interrupt = False
         try:
-            self._running_code = True
-            if self._interrupt_pending:  # SIGINT came after the request, before the code
-                raise KeyboardInterrupt
+            if main:
+                self._running_code = True
+                if self._interrupt_pending:  # SIGINT came after the request, before the code
+                    raise KeyboardInterrupt
             result = self._run(code, count)
-            self._running_code = False
+            if main:
+                self._running_code = False
         except BaseException as exc:  # KeyboardInterrupt and SystemExit are outputs too
-            self._running_code = False
+            if main:
+                self._running_code = False
             error = exc
         finally:
             flusher.done.set()
             flusher.join()
-            sys.stdout, sys.stderr, builtins.input, getpass.getpass = saved
-            self._flush()
+            self._redirect(False)
+            here.flush()
         bundle = None
         if error is None and result is not None and not silent:
             self.namespace["_"] = result
@@ -592,8 +634,10 @@ def _format_traceback(error: BaseException) -> list[str]:
         # The cell itself does not parse: what parsed it (ast, compile) is no part of it.
         frames = []
     else:
-        # Also the SIGINT handler's frame, where an interrupt's KeyboardInterrupt is raised.
-        frames = [frame for frame in exc.stack if frame.filename != __file__]
+        # Also the SIGINT handler's frame, where an interrupt's KeyboardInterrupt is raised,
+        # and the streams' (the interrupt may come while code writes).
+        here = os.path.dirname(__file__)
+        frames = [frame for frame in exc.stack if os.path.dirname(frame.filename) != here]
     exc.stack = traceback.StackSummary.from_list(frames)
     return [line.rstrip("\n") for line in exc.format()]
 

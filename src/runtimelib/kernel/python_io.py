@@ -1,17 +1,21 @@
 """The built-in Python kernel's stdout and stderr: text written by running code reaches the
-frontend promptly, in whole lines, and an interrupt never lands inside the kernel's own code.
+frontend promptly, in whole lines, as a child of the request it runs for, and an interrupt
+never lands inside the kernel's own code. Code runs in the main thread (the main shell's) or
+in a subshell's own thread, at the same time: each such thread has its own streams.
 """
 
 from __future__ import annotations
 
 import io
+import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..messages import Message, Stream
 
-__all__ = ["FLUSH_SECONDS", "Flusher", "OutStream", "Shield"]
+__all__ = ["FLUSH_SECONDS", "CodeThread", "Flusher", "OutStream", "RoutedStream", "Shield"]
 
 #: How long written text waits for more before it is sent.
 FLUSH_SECONDS = 0.05
@@ -126,3 +130,79 @@ class Flusher(threading.Thread):
         while not self.done.wait(FLUSH_SECONDS / 2):
             for stream in self.streams:
                 stream.flush_if_stale()
+
+
+_local = threading.local()
+
+
+class CodeThread:
+    """A thread that runs user code (the main thread, or a subshell's), with the streams and
+    reply extras (payloads, whether input() may ask) of what it runs now."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.stdout = OutStream(kernel, "stdout")
+        self.stderr = OutStream(kernel, "stderr")
+        self.payloads: list[dict[str, Any]] = []
+        self.allow_stdin = False
+        #: Work for this thread; None ends it.
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+
+    @staticmethod
+    def current() -> CodeThread | None:
+        """The CodeThread the calling thread is, if it is one."""
+        return getattr(_local, "code_thread", None)
+
+    def serve(self) -> None:
+        """Run jobs in the calling thread until a None job."""
+        _local.code_thread = self
+        while (job := self.jobs.get()) is not None:
+            job()
+
+    def start(self, name: str) -> None:
+        """Serve in a new thread."""
+        threading.Thread(target=self.serve, name=name, daemon=True).start()
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+
+    def begin(self, parent: Message[Any] | None, allow_stdin: bool = False) -> None:
+        self.stdout.parent = self.stderr.parent = parent
+        self.payloads = []
+        self.allow_stdin = allow_stdin
+
+    def end(self) -> None:
+        self.stdout.parent = self.stderr.parent = None
+
+    def flush(self) -> None:
+        self.stdout.flush()
+        self.stderr.flush()
+
+
+class RoutedStream(io.TextIOBase):
+    """sys.stdout or sys.stderr while code runs: what a thread writes goes to its
+    CodeThread's stream; threads the code started write to the main thread's."""
+
+    def __init__(self, main: CodeThread, name: str) -> None:
+        super().__init__()
+        self.main = main
+        self.name = name
+
+    def target(self) -> OutStream:
+        here = CodeThread.current() or self.main
+        return here.stdout if self.name == "stdout" else here.stderr
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        return self.target().write(text)
+
+    def flush(self) -> None:
+        self.target().flush()
