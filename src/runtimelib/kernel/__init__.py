@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Kernel, StdinNotAllowedError
+from .base import Kernel
+from .publishing import StdinNotAllowedError
 
 __all__ = ["Kernel", "StdinNotAllowedError"]

@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 import anyio
 
 from ..messages import ExecuteReply, IsCompleteReply, LanguageInfo
-from .base import Kernel, StdinNotAllowedError
+from .base import Kernel
+from .publishing import StdinNotAllowedError
 
 __all__ = ["PNG_BYTES", "EchoKernel"]
 

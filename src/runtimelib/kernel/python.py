@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import codeop
 import contextlib
 import functools
 import inspect
@@ -23,7 +22,6 @@ import linecache
 import os
 import platform
 import queue
-import re
 import signal
 import sys
 import threading
@@ -54,18 +52,13 @@ from ..messages import (
     Message,
     UpdateDisplayData,
 )
-from .base import CommTarget, Kernel, _current, _shell
+from .base import CommTarget, Kernel, _shell
+from .publishing import _current
 from .python_comm import install_comms, message_dict
-from .python_complete import complete, lookup
+from .python_complete import complete, describe
 from .python_display import DisplayHandle, install_ipython_display
 from .python_io import CodeThread, Flusher, RoutedStream, Shield
-from .python_source import (
-    cell_event_loop,
-    ends_in_block,
-    ends_with_semicolon,
-    glob_to_regex,
-    name_at,
-)
+from .python_source import cell_event_loop, ends_with_semicolon, history_reply, is_complete, name_at
 
 __all__ = ["PythonKernel"]
 
@@ -563,60 +556,15 @@ class PythonKernel(Kernel):
 
     async def do_inspect(self, code: str, cursor_pos: int, detail_level: int) -> InspectReply:
         """Signature and docstring of the name at the cursor (no code is run, only lookups)."""
-        name = name_at(code, cursor_pos)
-        if not name:
-            return InspectReply(found=False)
-        found, obj = lookup(self.namespace, name)
-        if not found:
-            return InspectReply(found=False)
-        lines = [f"{name}: {type(obj).__name__}"]
-        with contextlib.suppress(Exception):
-            lines.append(f"Signature: {name}{inspect.signature(obj)}")
-        doc = inspect.getdoc(obj)
-        if doc:
-            lines.append(f"Docstring:\n{doc}")
-        if detail_level > 0:
-            with contextlib.suppress(Exception):
-                lines.append(f"Source:\n{inspect.getsource(obj)}")
-        return InspectReply(found=True, data={"text/plain": "\n".join(lines)})
+        return describe(self.namespace, name_at(code, cursor_pos), detail_level)
 
     async def do_is_complete(self, code: str) -> IsCompleteReply:
         """codeop's verdict, with the indent for the next line when incomplete."""
-        try:
-            compiled = codeop.compile_command(code, "<input>", "exec")
-        except (SyntaxError, ValueError, OverflowError):
-            return IsCompleteReply(status="invalid")
-        if compiled is None or (ends_in_block(code) and not code.rstrip(" \t").endswith("\n")):
-            # An indented block goes on until an empty line (a frontend sends the cell with it
-            # as a final newline), as at the interactive prompt and in IPython.
-            last = code.rstrip("\n").splitlines()[-1] if code.strip() else ""
-            indent = last[: len(last) - len(last.lstrip())]
-            if last.rstrip().endswith(":"):
-                indent += "    "
-            return IsCompleteReply(status="incomplete", indent=indent)
-        return IsCompleteReply(status="complete")
+        return is_complete(code)
 
     async def do_history(self, request: HistoryRequest) -> HistoryReply:
         """This session's inputs (and outputs), by tail, range or search."""
-        entries = self.history
-        kind = request.hist_access_type
-        if kind == "range":
-            start = request.start if isinstance(request.start, int) else 0
-            stop = request.stop if isinstance(request.stop, int) else len(entries) + 1
-            entries = [e for e in entries if start <= e[1] < stop]
-        elif kind == "search":
-            pattern = request.pattern if isinstance(request.pattern, str) else "*"
-            regex = re.compile(glob_to_regex(pattern))
-            entries = [e for e in entries if regex.match(e[2])]
-            if request.unique is True:
-                seen: set[str] = set()
-                entries = [e for e in entries if not (e[2] in seen or seen.add(e[2]))]  # type: ignore[func-returns-value]
-        if kind in ("tail", "search") and isinstance(request.n, int):
-            entries = entries[-request.n :] if request.n > 0 else entries
-        history: list[Any] = [
-            (s, n, (i, o)) if request.output else (s, n, i) for s, n, i, o in entries
-        ]
-        return HistoryReply(history=history)
+        return history_reply(self.history, request)
 
 
 class _StdinNotImplementedError(RuntimeError):

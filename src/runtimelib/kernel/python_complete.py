@@ -1,4 +1,5 @@
-"""Completion for the built-in Python kernel: what a frontend offers at the cursor.
+"""Completion and inspection for the built-in Python kernel: what a frontend offers at the
+cursor, and what it shows of the name there.
 
 Names in scope where nothing is typed yet; attributes after a dot; module names after
 ``import``; a module's names after ``from module import``; a dict's keys inside ``d["``; file
@@ -9,7 +10,9 @@ module named in ``from module import`` is imported, as IPython does.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import importlib
+import inspect
 import keyword
 import os
 import re
@@ -18,7 +21,9 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Completion", "complete", "lookup"]
+from ..messages import InspectReply
+
+__all__ = ["Completion", "complete", "describe", "lookup"]
 
 #: How many matches at most one request answers with.
 _LIMIT = 1000
@@ -178,3 +183,23 @@ def _paths(prefix: str) -> list[str]:
             name = entry.name + ("/" if entry.is_dir() else "")
             matches.append(f"{folder}/{name}" if rooted else name)
     return matches[:_LIMIT]
+
+
+def describe(namespace: dict[str, Any], name: str, detail_level: int) -> InspectReply:
+    """What the inspect_reply says of ``name``: its type, signature and docstring (and
+    source, at detail level 1), found by lookups only."""
+    if not name:
+        return InspectReply(found=False)
+    found, obj = lookup(namespace, name)
+    if not found:
+        return InspectReply(found=False)
+    lines = [f"{name}: {type(obj).__name__}"]
+    with contextlib.suppress(Exception):
+        lines.append(f"Signature: {name}{inspect.signature(obj)}")
+    doc = inspect.getdoc(obj)
+    if doc:
+        lines.append(f"Docstring:\n{doc}")
+    if detail_level > 0:
+        with contextlib.suppress(Exception):
+            lines.append(f"Source:\n{inspect.getsource(obj)}")
+    return InspectReply(found=True, data={"text/plain": "\n".join(lines)})

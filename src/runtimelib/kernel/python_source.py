@@ -1,13 +1,25 @@
-"""What the built-in Python kernel reads in a cell's source, and the loop cells await on."""
+"""What the built-in Python kernel reads in a cell's source (is it complete, does it end with
+``;``), its history, and the loop cells await on."""
 
 from __future__ import annotations
 
+import codeop
 import io
 import re
 import tokenize
 from typing import Any
 
-__all__ = ["cell_event_loop", "ends_in_block", "ends_with_semicolon", "glob_to_regex", "name_at"]
+from ..messages import HistoryReply, HistoryRequest, IsCompleteReply
+
+__all__ = [
+    "cell_event_loop",
+    "ends_in_block",
+    "ends_with_semicolon",
+    "glob_to_regex",
+    "history_reply",
+    "is_complete",
+    "name_at",
+]
 
 
 def cell_event_loop() -> Any:
@@ -65,3 +77,43 @@ def name_at(code: str, cursor_pos: int) -> str:
 
 def glob_to_regex(pattern: str) -> str:
     return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + "$"
+
+
+def is_complete(code: str) -> IsCompleteReply:
+    """codeop's verdict, with the indent for the next line when incomplete."""
+    try:
+        compiled = codeop.compile_command(code, "<input>", "exec")
+    except (SyntaxError, ValueError, OverflowError):
+        return IsCompleteReply(status="invalid")
+    if compiled is None or (ends_in_block(code) and not code.rstrip(" \t").endswith("\n")):
+        # An indented block goes on until an empty line (a frontend sends the cell with it
+        # as a final newline), as at the interactive prompt and in IPython.
+        last = code.rstrip("\n").splitlines()[-1] if code.strip() else ""
+        indent = last[: len(last) - len(last.lstrip())]
+        if last.rstrip().endswith(":"):
+            indent += "    "
+        return IsCompleteReply(status="incomplete", indent=indent)
+    return IsCompleteReply(status="complete")
+
+
+def history_reply(
+    entries: list[tuple[int, int, str, str | None]], request: HistoryRequest
+) -> HistoryReply:
+    """The entries (session, line, input, output) a history_request asks for: by tail, range
+    or search."""
+    kind = request.hist_access_type
+    if kind == "range":
+        start = request.start if isinstance(request.start, int) else 0
+        stop = request.stop if isinstance(request.stop, int) else len(entries) + 1
+        entries = [e for e in entries if start <= e[1] < stop]
+    elif kind == "search":
+        pattern = request.pattern if isinstance(request.pattern, str) else "*"
+        regex = re.compile(glob_to_regex(pattern))
+        entries = [e for e in entries if regex.match(e[2])]
+        if request.unique is True:
+            seen: set[str] = set()
+            entries = [e for e in entries if not (e[2] in seen or seen.add(e[2]))]  # type: ignore[func-returns-value]
+    if kind in ("tail", "search") and isinstance(request.n, int):
+        entries = entries[-request.n :] if request.n > 0 else entries
+    history: list[Any] = [(s, n, (i, o)) if request.output else (s, n, i) for s, n, i, o in entries]
+    return HistoryReply(history=history)
