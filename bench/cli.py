@@ -16,6 +16,11 @@ output captured and its exit code checked: a failing command stops the benchmark
   runtimelib, ipykernel and nbclient (no jupyter_server, whose jsonschema extras make
   ``import nbformat`` cost seconds): ``--plain-env`` builds it (about a minute, with pip)
 
+The execute rows also give the ratio to a floor: ``bench/_raw_execute.py``, the same notebook
+run by hand with pyzmq alone (start the kernel, run the cells, shut it down), in the same
+environment. Most of a runner's time is the kernel's own (its start above all); what is
+above the floor is the runner's.
+
 Console scripts are looked up in this interpreter's scripts folder first, then on PATH, so a
 version manager's shim in front of both tools (pyenv's) is not timed; when the ``runtimelib``
 found first on PATH is such a shim, an extra ``--help`` row shows what it costs. The commands
@@ -44,6 +49,7 @@ import nbformat
 from _env import cache_bytecode
 
 CELLS = 50
+RAW_EXECUTE = str(Path(__file__).with_name("_raw_execute.py"))
 HELLO = "print('hi')"
 # Long enough for a cold kernel on a busy machine; past it the benchmark gives up.
 COMMAND_TIMEOUT = 300.0
@@ -67,6 +73,7 @@ class Row:
     anchor: str
     target: float
     absolute: bool = False  # the target is a wall time in seconds, not a ratio
+    floor: str | None = None  # the least any tool can take for the same work
 
 
 def _script(name: str) -> str | None:
@@ -102,6 +109,7 @@ def _plan(jupyter: str) -> tuple[dict[str, Command], list[str], list[Row]]:
             Command("jupyter run", [jupyter, "run", "--kernel=python3", "hello.py"], "hi"),
             Command("execute", [*ours, "execute", "NB.ipynb", "-k", "python3"]),
             Command("jupyter execute", [jupyter, "execute", "--kernel_name=python3", "NB.ipynb"]),
+            Command("raw execute", [sys.executable, RAW_EXECUTE, "NB.ipynb"], f"{CELLS} cells"),
             Command("--help -m", [*module, "--help"], "usage"),
             Command("jupyter --help", [jupyter, "--help"], "usage"),
             Command("python -c pass", [sys.executable, "-c", "pass"]),
@@ -110,11 +118,17 @@ def _plan(jupyter: str) -> tuple[dict[str, Command], list[str], list[Row]]:
     }
     # Each runtimelib command sits next to its anchor, so noise in a round hits both.
     order = ["run python3", "jupyter run", "run runtimelib-python", "jupyter run"]
-    order += ["execute", "jupyter execute"]
+    order += ["execute", "jupyter execute", "raw execute"]
     rows = [
         Row(f"run -k python3 ({how})", "run python3", "jupyter run", 0.8),
         Row(f"run -k runtimelib-python ({how})", "run runtimelib-python", "jupyter run", 0.3),
-        Row(f"execute {CELLS}-cell notebook ({how})", "execute", "jupyter execute", 0.6),
+        Row(
+            f"execute {CELLS}-cell notebook ({how})",
+            "execute",
+            "jupyter execute",
+            0.6,
+            floor="raw execute",
+        ),
     ]
     if script is not None:
         commands["--help"] = Command("--help", [script, "--help"], "usage")
@@ -133,9 +147,9 @@ def _plan(jupyter: str) -> tuple[dict[str, Command], list[str], list[Row]]:
     return commands, order, rows
 
 
-def _plain_env(folder: Path) -> tuple[str, str]:
+def _plain_env(folder: Path) -> tuple[str, str, str]:
     """A new virtual environment with runtimelib (this checkout), ipykernel and nbclient and
-    nothing else; its runtimelib and jupyter scripts."""
+    nothing else; its runtimelib and jupyter scripts, and its python."""
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
     python = folder / "bin" / "python"
     root = Path(__file__).resolve().parent.parent
@@ -148,7 +162,7 @@ def _plain_env(folder: Path) -> tuple[str, str]:
     subprocess.run(
         [str(python), "-m", "ipykernel", "install", "--sys-prefix"], check=True, capture_output=True
     )
-    return str(folder / "bin" / "runtimelib"), str(folder / "bin" / "jupyter")
+    return str(folder / "bin" / "runtimelib"), str(folder / "bin" / "jupyter"), str(python)
 
 
 def _shown(argv: list[str]) -> str:
@@ -208,7 +222,7 @@ def main() -> None:
         cache_bytecode(Path(tmp, "pycache"))
         env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
         if args.plain_env:
-            plain_ours, plain_jupyter = _plain_env(Path(tmp, "plain-venv"))
+            plain_ours, plain_jupyter, plain_python = _plain_env(Path(tmp, "plain-venv"))
             notebook = ["NB.ipynb", "-k", "python3"]
             commands["execute (plain env)"] = Command(
                 "execute (plain env)", [plain_ours, "execute", *notebook]
@@ -217,7 +231,11 @@ def main() -> None:
                 "jupyter execute (plain env)",
                 [plain_jupyter, "execute", "--kernel_name=python3", "NB.ipynb"],
             )
+            commands["raw execute (plain env)"] = Command(
+                "raw execute (plain env)", [plain_python, RAW_EXECUTE, "NB.ipynb"], f"{CELLS} cells"
+            )
             order += ["execute (plain env)", "jupyter execute (plain env)"]
+            order += ["raw execute (plain env)"]
             rows.insert(
                 3,
                 Row(
@@ -225,6 +243,7 @@ def main() -> None:
                     "execute (plain env)",
                     "jupyter execute (plain env)",
                     0.6,
+                    floor="raw execute (plain env)",
                 ),
             )
         (work / "hello.py").write_text(HELLO + "\n")
@@ -242,7 +261,10 @@ def main() -> None:
     print(f"runtimelib: {_script('runtimelib') or sys.executable + ' -m runtimelib'}")
     print(f"jupyter:    {jupyter}")
     print(f"python:     {sys.executable}")
-    print(f"{'row':34}{'runtimelib':>12}  {'anchor':<16}{'':>9}{'ratio':>8}  {'target':<11}met")
+    print(
+        f"{'row':34}{'runtimelib':>12}  {'anchor':<16}{'':>9}{'ratio':>8}  {'target':<11}met"
+        f"  {'x floor':>8}"
+    )
     for row in rows:
         ours, theirs = median[row.ours], median[row.anchor]
         ratio = ours / theirs
@@ -250,9 +272,10 @@ def main() -> None:
             target, met = f"< {row.target:.2f} s", ours < row.target
         else:
             target, met = f"<= {row.target:.1f}x", ratio <= row.target
+        to_floor = f"{ours / median[row.floor]:7.2f}x" if row.floor else ""
         print(
             f"{row.label:34}{ours:>10.3f} s  {row.anchor:<16}{theirs:>7.3f} s{ratio:>7.2f}x"
-            f"  {target:<11}{'yes' if met else 'no'}"
+            f"  {target:<11}{'yes' if met else 'no ':<3}  {to_floor}"
         )
     print("\nevery command (median, min, samples):")
     for name, command in commands.items():

@@ -52,8 +52,13 @@ def _readme_blocks(section: str) -> list[str]:
 @pytest.mark.kernel
 def test_readme_kernel_examples_run(tmp_path: Path) -> None:
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    async_example, blocking_example, _attach = _readme_blocks("Running code in a kernel")
-    for code, expected in ((async_example, "hello"), (blocking_example, "'Ada'")):
+    blocks = _readme_blocks("Running code in a kernel")
+    async_example, blocking_example, _attach, subshells = blocks
+    for code, expected in (
+        (async_example, "hello"),
+        (blocking_example, "'Ada'"),
+        (subshells, "subshell-"),
+    ):
         result = subprocess.run(
             [sys.executable, "-c", code],
             cwd=tmp_path,
