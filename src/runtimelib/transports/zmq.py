@@ -474,6 +474,39 @@ def _unreadable(error: RemoteProtocolError, channel: str, deliver: Deliver) -> N
         deliver(error)
 
 
+class _Readable:
+    """Waits for a descriptor to be readable. On asyncio it stays registered with the loop
+    while in use: ``anyio.wait_readable`` registers and unregisters it on every wait, which
+    costs two system calls and more Python than the rest of a reply's delivery."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._loop: Any = None
+        self._flag: Any = None
+
+    def __enter__(self) -> _Readable:
+        import asyncio
+
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self  # not asyncio (trio)
+        self._flag = asyncio.Event()
+        self._loop.add_reader(self.fd, self._flag.set)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.fd)
+
+    async def wait(self) -> None:
+        if self._flag is None:
+            await anyio.wait_readable(self.fd)
+            return
+        await self._flag.wait()
+        self._flag.clear()
+
+
 class _Drain:
     """Takes the messages the sockets of an async transport hold and delivers them.
 
@@ -656,12 +689,12 @@ class ZmqAsyncTransport(_ZmqSettings, AsyncTransport):
 
             drain.wake = wake
             try:
-                with _epoll() as ready:
+                with _epoll() as ready, _Readable(ready.fileno()) as readable:
                     for fd in (*drain.index, wake_r):
                         ready.register(fd, _EPOLLIN)
                     while True:
                         if not drain.pending:
-                            await anyio.wait_readable(ready.fileno())
+                            await readable.wait()
                             for fd, _ in ready.poll(0):
                                 if fd == wake_r:
                                     with contextlib.suppress(BlockingIOError):
