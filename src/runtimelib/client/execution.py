@@ -99,6 +99,13 @@ class Execution:
         code itself, or a kernel that never started on it (busy with something else, or gone).
         """
         limit = f"{timeout:g} s" if timeout is not None else "the time allowed"
+        if self.reply is not None:
+            return KernelTimeoutError(
+                f"the kernel answered, but its idle status had not come after {limit}"
+                " (the outputs may be incomplete)"
+            )
+        if self.idle:
+            return KernelTimeoutError(f"the kernel went idle but sent no reply within {limit}")
         if self.started:
             return KernelTimeoutError(
                 f"the code was still running after {limit} (it goes on in the kernel)"
