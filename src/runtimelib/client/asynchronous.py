@@ -424,24 +424,17 @@ class AsyncKernelClient:
     async def _ready(self, deadline: float, *, new_kernel: bool = False) -> KernelInfoReply:
         """kernel_info until a reply comes and iopub is heard. For a ``new_kernel`` (after a
         restart) only its own iopub counts: a late message of the old one proves nothing."""
-        readiness = Readiness(self.session)
+        received = list(self.router.backlog)
+        readiness = Readiness(self.session, new_kernel=new_kernel, received=received)
         current: list[_Inbox] = []
 
         def watch(message: Message[Content]) -> None:
-            # iopub_welcome has no parent, so the router does not send it to our inbox:
-            # hand it over here, or the wait would last until the next resend.
-            if message.channel != "iopub" or message.parent_id in readiness.sent:
-                return
-            if new_kernel and message.msg_type != "iopub_welcome":
-                return
-            readiness.on_iopub(message)
-            for inbox in current:
-                inbox.put(message)
+            if readiness.heard_unasked(message):
+                for inbox in current:
+                    inbox.put(message)
 
         self.router.listeners.append(watch)
         try:
-            if not new_kernel and any(m.channel == "iopub" for m in self.router.backlog):
-                readiness.heard_iopub = True
             while not readiness.ready:
                 request = readiness.request()
                 inbox = _Inbox()
@@ -451,7 +444,7 @@ class AsyncKernelClient:
                     await self._send(request)
                     # Ask again every so often: a kernel without iopub_welcome shows that iopub
                     # is live only by the status messages each request makes it publish.
-                    resend = min(deadline, anyio.current_time() + (0.2 if readiness.reply else 1.0))
+                    resend = min(deadline, anyio.current_time() + readiness.resend_after)
                     while not readiness.ready:
                         try:
                             message = await inbox.get(resend)
@@ -459,10 +452,7 @@ class AsyncKernelClient:
                             if anyio.current_time() >= deadline:
                                 raise
                             break
-                        if message.channel == "shell":
-                            readiness.on_shell(message)
-                        else:
-                            readiness.on_iopub(message)
+                        readiness.feed(message)
                 finally:
                     current.clear()
                     self.router.close(request.msg_id)

@@ -460,24 +460,17 @@ class KernelClient:
     def _ready(self, deadline: float, *, new_kernel: bool = False) -> KernelInfoReply:
         """kernel_info until a reply comes and iopub is heard. For a ``new_kernel`` (after a
         restart) only its own iopub counts: a late message of the old one proves nothing."""
-        readiness = Readiness(self.session)
+        received = list(self.router.backlog)
+        readiness = Readiness(self.session, new_kernel=new_kernel, received=received)
         current: list[_Inbox] = []
 
         def watch(message: Message[Content]) -> None:
-            # iopub_welcome has no parent, so the router does not send it to our inbox:
-            # hand it over here, or the wait would last until the next resend.
-            if message.channel != "iopub" or message.parent_id in readiness.sent:
-                return
-            if new_kernel and message.msg_type != "iopub_welcome":
-                return
-            readiness.on_iopub(message)
-            for inbox in current:
-                inbox.put(message)
+            if readiness.heard_unasked(message):
+                for inbox in current:
+                    inbox.put(message)
 
         self.router.listeners.append(watch)
         try:
-            if not new_kernel and any(m.channel == "iopub" for m in list(self.router.backlog)):
-                readiness.heard_iopub = True
             while not readiness.ready:
                 request = readiness.request()
                 inbox = _Inbox(self._wait)
@@ -485,7 +478,7 @@ class KernelClient:
                 current.append(inbox)
                 try:
                     self.send(request)
-                    resend = min(deadline, time.monotonic() + (0.2 if readiness.reply else 1.0))
+                    resend = min(deadline, time.monotonic() + readiness.resend_after)
                     while not readiness.ready:
                         try:
                             message = inbox.get(resend)
@@ -493,10 +486,7 @@ class KernelClient:
                             if time.monotonic() >= deadline:
                                 raise
                             break
-                        if message.channel == "shell":
-                            readiness.on_shell(message)
-                        else:
-                            readiness.on_iopub(message)
+                        readiness.feed(message)
                 finally:
                     current.clear()
                     self.router.close(request.msg_id)

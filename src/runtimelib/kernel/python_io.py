@@ -47,7 +47,21 @@ class Shield:
                 raise KeyboardInterrupt
 
 
-class OutStream(io.TextIOBase):
+class _TextOut(io.TextIOBase):
+    """A text stream that code writes to: UTF-8, writable, not a terminal."""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+
+class OutStream(_TextOut):
     """sys.stdout / sys.stderr for running code: text goes to the frontend promptly.
 
     Text is gathered for a short pause (so a loop of prints makes a few messages, not
@@ -65,16 +79,6 @@ class OutStream(io.TextIOBase):
         self._lock = threading.Lock()
         self._first_write = 0.0
         self.parent: Message[Any] | None = None
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):
@@ -178,7 +182,7 @@ class CodeThread:
         self.stderr.flush()
 
 
-class RoutedStream(io.TextIOBase):
+class RoutedStream(_TextOut):
     """sys.stdout or sys.stderr while code runs: what a thread writes goes to its
     CodeThread's stream; threads the code started write to the main thread's."""
 
@@ -190,16 +194,6 @@ class RoutedStream(io.TextIOBase):
     def target(self) -> OutStream:
         here = CodeThread.current() or self.main
         return here.stdout if self.name == "stdout" else here.stderr
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return False
 
     def write(self, text: str) -> int:
         return self.target().write(text)
