@@ -1401,7 +1401,7 @@ async def test_reader_without_epoll(
     same requests, flood and comm exchange work."""
     import runtimelib.transports.zmq as zmq_transport
 
-    monkeypatch.setattr(zmq_transport, "_epoll", None)
+    monkeypatch.setattr(zmq_transport.asynchronous, "_epoll", None)
     async with async_client(shared.for_comms(kernel)) as kc:
         result = await kc.execute(_flood(kernel), timeout=120)
         infos = [await kc.kernel_info(timeout=T) for _ in range(20)]

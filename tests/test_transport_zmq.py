@@ -72,7 +72,7 @@ async def test_a_burst_on_shell_behind_a_send_is_delivered_whole(
     which must be woken for it (the send consumed the socket's notification): all arrive,
     and the client keeps serving."""
     if not epoll:
-        monkeypatch.setattr(zmq_transport, "_epoll", None)
+        monkeypatch.setattr(zmq_transport.asynchronous, "_epoll", None)
     burst = 1000
     seen: list[Message[Content]] = []
     async with AsyncKernelClient(peer.info, ready_timeout=None, heartbeat_interval=None) as kc:

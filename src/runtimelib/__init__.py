@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # Public names and the module each lives in. They are imported on first use so that
 # ``import runtimelib`` stays cheap; the protocol core never pulls in zmq.

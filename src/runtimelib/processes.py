@@ -1,5 +1,6 @@
 """Facts about processes that are not our children: whether one runs, when it started, and
 which processes descend from one; and ending those. Linux reads /proc, elsewhere ``ps``.
+Also what a client needs of the kernel process it watches (``WatchedProcess``).
 """
 
 from __future__ import annotations
@@ -9,8 +10,19 @@ import os
 import signal
 import subprocess
 import time
+from typing import Protocol
 
-__all__ = ["descendants", "end_descendants", "pid_exists", "process_start"]
+__all__ = ["WatchedProcess", "descendants", "end_descendants", "pid_exists", "process_start"]
+
+
+class WatchedProcess(Protocol):
+    """A kernel process as a client watches it (the managers' KernelProcess is one)."""
+
+    def is_alive(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    async def wait_async(self) -> int: ...
 
 
 def _stat_fields(pid: int) -> list[bytes] | None:

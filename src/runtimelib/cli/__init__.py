@@ -273,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from .. import __version__
+        from ..version import __version__
 
         print(f"runtimelib {__version__}")
         return EXIT_OK

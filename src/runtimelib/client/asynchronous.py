@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import math
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +14,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from ..connection import ConnectionInfo
+from ..deadlines import deadline_after
 from ..errors import (
     KernelDiedError,
     KernelTimeoutError,
@@ -57,12 +56,13 @@ from ..transports.base import AsyncTransport
 from ..transports.zmq import ZmqAsyncTransport
 from .comms import CommManager
 from .execution import Execution
+from .inboxes import AsyncInbox
 from .outputs import ExecutionResult, Output, subshell_id, succeeded
 from .readiness import Readiness
 from .routing import RECONNECT_WAIT, Router
 
 if TYPE_CHECKING:
-    from ..manager.process import KernelProcess
+    from ..processes import WatchedProcess as KernelProcess
 
 __all__ = ["AsyncKernelClient", "InputHandler", "OutputCallback"]
 
@@ -74,56 +74,6 @@ R = TypeVar("R", bound=Content)
 InputHandler = Callable[[str, bool], "str | Awaitable[str]"]
 #: Called with each new output as it arrives (display updates and clears are not outputs).
 OutputCallback = Callable[[Output], "Awaitable[None] | None"]
-
-
-class _Inbox:
-    """A request's inbox: a deque, and an event while its task waits.
-
-    Given a channel, it takes only that channel's messages (a reply, not the busy and idle
-    statuses around it), so the waiting task is not woken for messages it would throw away.
-    The task is woken once for everything that arrived while it ran, not once per message.
-    """
-
-    def __init__(self, channel: str | None = None) -> None:
-        self._items: deque[Message[Content] | BaseException] = deque()
-        self._arrived: anyio.Event | None = None
-        self._channel = channel
-
-    def put(self, item: Message[Content] | BaseException) -> None:
-        if self._channel is not None and getattr(item, "channel", self._channel) != self._channel:
-            return
-        self._items.append(item)
-        if self._arrived is not None:
-            self._arrived.set()
-
-    async def get(self, deadline: float) -> Message[Content]:
-        # What is already here is taken without a trip through the event loop: during a flood
-        # that trip cost more than the message.
-        while not self._items:
-            self._arrived = arrived = anyio.Event()
-            try:
-                if deadline == math.inf:
-                    await arrived.wait()
-                else:
-                    with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
-                        await arrived.wait()
-                    if not self._items:
-                        raise KernelTimeoutError("the kernel did not answer in time")
-            finally:
-                self._arrived = None
-        item = self._items.popleft()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def raise_failure(self) -> None:
-        """Raise the error that ended the request, if one did."""
-        for item in self._items:
-            if isinstance(item, BaseException):
-                raise item
-
-    def close(self) -> None:
-        self._items.clear()
 
 
 class AsyncKernelClient:
@@ -270,7 +220,9 @@ class AsyncKernelClient:
             raise RuntimeError("use the client inside 'async with client:'")
         await self.transport.send(message)
 
-    async def _send_request(self, message: Message[Any], inbox: _Inbox, deadline: float) -> None:
+    async def _send_request(
+        self, message: Message[Any], inbox: AsyncInbox, deadline: float
+    ) -> None:
         """Send a request whose inbox is open. Should the kernel have stopped reading (its
         queue is full), wait for room only until the request fails (the kernel died) or
         its deadline passes: the send must not outlast the request."""
@@ -316,8 +268,8 @@ class AsyncKernelClient:
         """Send a request and return the reply message (matched by msg_id)."""
         name = channel or content.channel
         message = self.session.message(content, channel=name, subshell_id=subshell_id)
-        inbox = _Inbox(name)
-        deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        inbox = AsyncInbox(name)
+        deadline = deadline_after(timeout, anyio.current_time())
         await self._settle(deadline)
         self.router.open(message.msg_id, inbox)
         try:
@@ -417,7 +369,7 @@ class AsyncKernelClient:
 
     async def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
-        deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        deadline = deadline_after(timeout, anyio.current_time())
         await self._settle(deadline)
         return await self._ready(deadline)
 
@@ -426,7 +378,7 @@ class AsyncKernelClient:
         restart) only its own iopub counts: a late message of the old one proves nothing."""
         received = list(self.router.backlog)
         readiness = Readiness(self.session, new_kernel=new_kernel, received=received)
-        current: list[_Inbox] = []
+        current: list[AsyncInbox] = []
 
         def watch(message: Message[Content]) -> None:
             if readiness.heard_unasked(message):
@@ -437,7 +389,7 @@ class AsyncKernelClient:
         try:
             while not readiness.ready:
                 request = readiness.request()
-                inbox = _Inbox()
+                inbox = AsyncInbox()
                 self.router.open(request.msg_id, inbox)
                 current.append(inbox)
                 try:
@@ -499,8 +451,8 @@ class AsyncKernelClient:
     async def _run(
         self, execution: Execution, timeout: float | None, input: InputHandler | None
     ) -> AsyncIterator[Message[Content]]:
-        inbox = _Inbox()
-        deadline = anyio.current_time() + (math.inf if timeout is None else timeout)
+        inbox = AsyncInbox()
+        deadline = deadline_after(timeout, anyio.current_time())
         await self._settle(deadline)
         self.router.open(execution.msg_id, inbox)
         try:

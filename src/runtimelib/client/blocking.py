@@ -6,12 +6,12 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..connection import ConnectionInfo
+from ..deadlines import deadline_after, time_left
 from ..errors import (
     KernelDiedError,
     KernelTimeoutError,
@@ -53,12 +53,13 @@ from ..transports.base import Transport
 from ..transports.zmq import ZmqTransport
 from .comms import CommManager
 from .execution import Execution
+from .inboxes import ExecutionSink, ThreadInbox
 from .outputs import ExecutionResult, Output, subshell_id, succeeded
 from .readiness import Readiness
 from .routing import RECONNECT_WAIT, Router
 
 if TYPE_CHECKING:
-    from ..manager.process import KernelProcess
+    from ..processes import WatchedProcess as KernelProcess
 
 __all__ = ["KernelClient"]
 
@@ -67,82 +68,11 @@ log = logging.getLogger("runtimelib.client")
 R = TypeVar("R", bound=Content)
 
 InputHandler = Callable[[str, bool], str]
-# Blocks until the event is set or the timeout passes: the transport's wait, which may read
-# the sockets in the waiting thread.
-Waiter = Callable[[threading.Event, "float | None"], bool]
 OutputCallback = Callable[[Output], None]
 
 
 class _ClientClosedError(TransportError):
     """A request was still waiting when its client was closed."""
-
-
-class _Inbox:
-    """A request's inbox, filled by whichever thread reads the sockets (the transport's, or
-    the caller's own while it waits: ``Transport.wait``).
-
-    A deque and an event rather than a queue: the consumer is woken once for everything that
-    arrived while it was busy, not once per message, which matters when a kernel floods.
-    Given a channel, it takes only that channel's messages (a reply, not the busy and idle
-    statuses around it): each message the caller would throw away costs it a thread switch.
-    """
-
-    def __init__(self, wait: Waiter, channel: str | None = None) -> None:
-        self._items: deque[Message[Content] | BaseException] = deque()
-        self._ready = threading.Event()
-        self._wait = wait
-        self._channel = channel
-
-    def put(self, item: Message[Content] | BaseException) -> None:
-        if self._channel is not None and getattr(item, "channel", self._channel) != self._channel:
-            return
-        self._items.append(item)
-        self._ready.set()
-
-    def get(self, deadline: float) -> Message[Content]:
-        while True:
-            try:
-                item = self._items.popleft()
-            except IndexError:
-                self._ready.clear()
-                if self._items:  # appended between the popleft and the clear
-                    continue
-                wait = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
-                if not self._wait(self._ready, wait):
-                    raise KernelTimeoutError("the kernel did not answer in time") from None
-                continue
-            if isinstance(item, BaseException):
-                raise item
-            return item
-
-
-class _Sink:
-    """An inbox that feeds an Execution in the reading thread and wakes the caller only for
-    input requests, errors and the end."""
-
-    def __init__(self, execution: Execution) -> None:
-        self.execution = execution
-        self.wake = threading.Event()
-        self.done = threading.Event()
-        self.inputs: deque[Message[Content]] = deque()
-        self.error: BaseException | None = None
-
-    def put(self, item: Message[Content] | BaseException) -> None:
-        if isinstance(item, BaseException):
-            self.error = item
-            self.wake.set()
-            return
-        if self.done.is_set():
-            return
-        action = self.execution.classify(item)
-        if action == "input":
-            self.inputs.append(item)
-            self.wake.set()
-        elif action == "yield":
-            self.execution.collect(item)
-            if self.execution.done:
-                self.done.set()
-                self.wake.set()
 
 
 class KernelClient:
@@ -357,8 +287,8 @@ class KernelClient:
         """Send a request and return the reply message (matched by msg_id)."""
         name = channel or content.channel
         message = self.session.message(content, channel=name, subshell_id=subshell_id)
-        inbox = _Inbox(self._wait, name)
-        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        inbox = ThreadInbox(self._wait, name)
+        deadline = deadline_after(timeout, time.monotonic())
         self._settle(deadline)
         self.router.open(message.msg_id, inbox)
         try:
@@ -453,7 +383,7 @@ class KernelClient:
 
     def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
-        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        deadline = deadline_after(timeout, time.monotonic())
         self._settle(deadline)
         return self._ready(deadline)
 
@@ -462,7 +392,7 @@ class KernelClient:
         restart) only its own iopub counts: a late message of the old one proves nothing."""
         received = list(self.router.backlog)
         readiness = Readiness(self.session, new_kernel=new_kernel, received=received)
-        current: list[_Inbox] = []
+        current: list[ThreadInbox] = []
 
         def watch(message: Message[Content]) -> None:
             if readiness.heard_unasked(message):
@@ -473,7 +403,7 @@ class KernelClient:
         try:
             while not readiness.ready:
                 request = readiness.request()
-                inbox = _Inbox(self._wait)
+                inbox = ThreadInbox(self._wait)
                 self.router.open(request.msg_id, inbox)
                 current.append(inbox)
                 try:
@@ -526,8 +456,8 @@ class KernelClient:
     def _run(
         self, execution: Execution, timeout: float | None, input: InputHandler | None
     ) -> Iterator[Message[Content]]:
-        inbox = _Inbox(self._wait)
-        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        inbox = ThreadInbox(self._wait)
+        deadline = deadline_after(timeout, time.monotonic())
         self._settle(deadline)
         self.router.open(execution.msg_id, inbox)
         try:
@@ -608,14 +538,14 @@ class KernelClient:
         execution in the reading thread (usually this one, waiting), and this thread only
         wakes for input requests, errors and the end.
         """
-        sink = _Sink(execution)
-        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
+        sink = ExecutionSink(execution)
+        deadline = deadline_after(timeout, time.monotonic())
         self._settle(deadline)
         self.router.open(execution.msg_id, sink)
         try:
             self._send(execution.request)
             while True:
-                wait = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
+                wait = time_left(deadline, time.monotonic())
                 if not self._wait(sink.wake, wait):
                     raise execution.timed_out(timeout)
                 sink.wake.clear()

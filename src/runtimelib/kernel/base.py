@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 import anyio
 import zmq
 
-from .. import __version__
 from ..connection import ConnectionInfo
 from ..errors import RemoteProtocolError, TransportError
 from ..messages import (
@@ -67,12 +66,12 @@ from ..messages import (
 )
 from ..processes import end_descendants, pid_exists
 from ..protocol import Session
-from ..transports.zmq import AsyncChannel
+from ..transports.zmq import AsyncChannel, HeartbeatEcho, bind_kernel_socket
+from ..version import __version__
 from .publishing import Publisher, _current
-from .sockets import HeartbeatEcho, bind_kernel_socket
 from .subshells import Shell, Shells, unknown_subshell
 
-__all__ = ["Kernel"]
+__all__ = ["CommTarget", "Kernel", "current_shell"]
 
 log = logging.getLogger("runtimelib.kernel")
 
@@ -80,6 +79,12 @@ log = logging.getLogger("runtimelib.kernel")
 _shell: contextvars.ContextVar[Shell | None] = contextvars.ContextVar(
     "runtimelib_kernel_shell", default=None
 )
+
+
+def current_shell() -> Shell | None:
+    """The shell handling the request being handled (None on the control channel)."""
+    return _shell.get()
+
 
 #: A comm target: called with the comm_open message.
 CommTarget = Callable[[Message[CommOpen]], "Awaitable[None] | None"]

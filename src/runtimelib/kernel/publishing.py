@@ -28,12 +28,17 @@ from ..messages import (
 from ..protocol import Session
 from ..transports.zmq import AsyncChannel, recv_parts, zmq_events, zmq_fd
 
-__all__ = ["Publisher", "StdinNotAllowedError"]
+__all__ = ["Publisher", "StdinNotAllowedError", "current_request"]
 
 #: The request being handled, so that outputs and input() find their parent.
 _current: contextvars.ContextVar[Message[Any] | None] = contextvars.ContextVar(
     "runtimelib_kernel_request", default=None
 )
+
+
+def current_request() -> Message[Any] | None:
+    """The request the kernel is handling in this task (or thread it started), if any."""
+    return _current.get()
 
 
 class StdinNotAllowedError(RuntimeError):

@@ -52,8 +52,8 @@ from ..messages import (
     Message,
     UpdateDisplayData,
 )
-from .base import CommTarget, Kernel, _shell
-from .publishing import _current
+from .base import CommTarget, Kernel, current_shell
+from .publishing import current_request
 from .python_comm import install_comms, message_dict
 from .python_complete import complete, describe
 from .python_display import DisplayHandle, install_ipython_display
@@ -118,15 +118,12 @@ class PythonKernel(Kernel):
         self._redirect_lock = threading.Lock()
         self._redirects = 0
         self._saved_io: tuple[Any, ...] = ()
-        self._running_code = False  # in the main thread
         self._interrupt_pending = False
         self._loop_token: Any = None
         self._spawner: anyio.abc.TaskGroup | None = None
-        self.shield = Shield(self)
-        self._shield_depth = 0
+        self.shield = Shield()
         # The event loop cells that await run on (made by the first one).
         self._cell_loop: Any = None
-        self._deferred_interrupt = False
         self._code_done = threading.Event()
         # Code written for ipykernel displays through IPython's functions, and opens comms
         # (ipywidgets) through the comm package: make them ours.
@@ -150,7 +147,7 @@ class PythonKernel(Kernel):
                 failure.append(exc)
             finally:
                 self._main.stop()
-                if self._running_code:  # shutting down while a cell runs: end it
+                if self.shield.running_code:  # shutting down while a cell runs: end it
                     self.interrupt()
                     # Code that ignores interrupts would keep the process alive, serving
                     # no one: give it a moment, then leave without it.
@@ -176,9 +173,9 @@ class PythonKernel(Kernel):
         return  # SIGINT is handled in the main thread (see serve)
 
     def _on_sigint(self, signum: int, frame: types.FrameType | None) -> None:
-        if self._running_code:
-            if self._shield_depth:
-                self._deferred_interrupt = True  # raised when the shield is left
+        if self.shield.running_code:
+            if self.shield.depth:
+                self.shield.deferred = True  # raised when the shield is left
                 return
             raise KeyboardInterrupt
         if self.shells is not None and self.shells.main.execute_scope is not None:
@@ -199,7 +196,7 @@ class PythonKernel(Kernel):
 
     def _code_thread(self) -> CodeThread:
         """Where the request being handled runs code: its shell's thread."""
-        shell = _shell.get()
+        shell = current_shell()
         if shell is None or shell.subshell_id is None:
             return self._main
         code_thread = self._subshell_threads.get(shell.subshell_id)
@@ -373,7 +370,7 @@ class PythonKernel(Kernel):
             self.publish_now(ClearOutput(wait=wait), self._parent())
 
     def _parent(self) -> Message[Any] | None:
-        return self._here().stdout.parent or _current.get()
+        return self._here().stdout.parent or current_request()
 
     def _flush(self) -> None:
         self._here().flush()
@@ -429,7 +426,7 @@ class PythonKernel(Kernel):
         """Run the code in the namespace, in the main thread (or the subshell's thread)."""
         count = self.execution_count
         code_thread = self._code_thread()
-        code_thread.begin(_current.get(), allow_stdin)
+        code_thread.begin(current_request(), allow_stdin)
         try:
             error, bundle, expressions = await self._run_in(
                 code_thread,
@@ -469,18 +466,18 @@ class PythonKernel(Kernel):
         result: Any = None
         error: BaseException | None = None
         if main:
-            self._deferred_interrupt = False
+            self.shield.deferred = False
         try:
             if main:
-                self._running_code = True
+                self.shield.running_code = True
                 if self._interrupt_pending:  # SIGINT came after the request, before the code
                     raise KeyboardInterrupt
             result = self._run(code, count)
             if main:
-                self._running_code = False
+                self.shield.running_code = False
         except BaseException as exc:  # KeyboardInterrupt and SystemExit are outputs too
             if main:
-                self._running_code = False
+                self.shield.running_code = False
             error = exc
         finally:
             flusher.done.set()

@@ -28,22 +28,26 @@ class Shield:
     deferred interrupt is raised on leaving, back in the user's code.
     """
 
-    def __init__(self, kernel: Any) -> None:
-        self.kernel = kernel
+    def __init__(self) -> None:
         self.main = threading.main_thread().ident
+        #: Whether the main thread runs the user's code now (an interrupt raises there).
+        self.running_code = False
+        #: How deep in the kernel's own code the main thread is.
+        self.depth = 0
+        #: An interrupt came while shielded: it is raised on leaving.
+        self.deferred = False
 
     def __enter__(self) -> None:
         if threading.get_ident() == self.main:
-            self.kernel._shield_depth += 1
+            self.depth += 1
 
     def __exit__(self, *exc_info: object) -> None:
-        kernel = self.kernel
         if threading.get_ident() != self.main:
             return
-        kernel._shield_depth -= 1
-        if kernel._shield_depth == 0 and kernel._deferred_interrupt:
-            kernel._deferred_interrupt = False
-            if kernel._running_code:
+        self.depth -= 1
+        if self.depth == 0 and self.deferred:
+            self.deferred = False
+            if self.running_code:
                 raise KeyboardInterrupt
 
 

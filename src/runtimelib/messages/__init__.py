@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._base import Content, Reply, UnknownContent, content_class, registered_types
+from .base import Content, Reply, UnknownContent, content_class, registered_types
 from .comm import CommClose, CommMsg, CommOpen
 from .control import (
     CreateSubshellReply,

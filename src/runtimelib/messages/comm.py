@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from ._base import Content
+from .base import Content
 
 __all__ = ["CommClose", "CommMsg", "CommOpen"]
 

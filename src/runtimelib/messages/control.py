@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from ._base import Content, Reply
+from .base import Content, Reply
 
 __all__ = [
     "CreateSubshellReply",

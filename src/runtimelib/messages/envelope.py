@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ._base import Content, decode_object
+from .base import Content, decode_object
 from .header import Header
 
 __all__ = ["DEFAULT_SESSION", "Buffer", "Message", "RawParts"]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from ._base import Content
+from .base import Content
 
 if TYPE_CHECKING:
     from ..media import MimeBundle

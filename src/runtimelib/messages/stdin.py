@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ._base import Content
+from .base import Content
 
 __all__ = ["END_OF_INPUT", "InputReply", "InputRequest"]
 

@@ -15,7 +15,7 @@ from ..errors import (
     MessageTooLargeError,
 )
 from ..messages import Content, Header, Message, RawParts, UnknownContent
-from ..messages._base import decode_content, decode_object, encode_json, salvage
+from ..messages.base import decode_content, decode_object, encode_json, salvage
 from ..messages.envelope import Buffer
 from .signing import DEFAULT_REPLAY_WINDOW, ReplayGuard, Signer
 

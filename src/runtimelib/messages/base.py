@@ -1,4 +1,5 @@
-"""The content base class, the msg_type registry, and lenient decoding of received content."""
+"""The content base class, the msg_type registry, and lenient decoding of received content
+(the session codec in protocol/ decodes with these)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ import msgspec
 
 from ..errors import LocalProtocolError, MessageDecodeError
 
-__all__ = ["Content", "Reply", "UnknownContent", "content_class", "decode_content", "encode_json"]
+__all__ = [
+    "Content",
+    "Reply",
+    "UnknownContent",
+    "content_class",
+    "decode_content",
+    "decode_object",
+    "encode_json",
+    "salvage",
+]
 
 _REGISTRY: dict[str, type[Content]] = {}
 

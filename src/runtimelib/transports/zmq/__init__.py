@@ -1,0 +1,47 @@
+"""ZeroMQ, the wire of local kernels: sockets, channels and the two transports.
+
+- ``sockets``: which socket each side opens for each channel, and the calls on them;
+- ``channels``: one channel as typed messages in and out (async and blocking), the heartbeat,
+  the farewell to an old kernel;
+- ``asynchronous`` and ``blocking``: every channel of a kernel, read all the time, for async
+  code (one task) and for threads (an I/O thread and the callers that wait);
+- ``sigint``: how the blocking reader keeps Ctrl-C from landing mid-delivery.
+"""
+
+from .asynchronous import ZmqAsyncTransport
+from .blocking import ZmqTransport
+from .channels import AsyncChannel, AsyncHeartbeat, Channel, Farewell, Heartbeat
+from .sockets import (
+    CLIENT_SOCKET_TYPES,
+    KERNEL_SOCKET_TYPES,
+    MESSAGE_CHANNELS,
+    STARTUP_RECONNECT_MS,
+    HeartbeatEcho,
+    bind_kernel_socket,
+    client_socket,
+    recv_parts,
+    send_parts,
+    zmq_events,
+    zmq_fd,
+)
+
+__all__ = [
+    "CLIENT_SOCKET_TYPES",
+    "KERNEL_SOCKET_TYPES",
+    "MESSAGE_CHANNELS",
+    "STARTUP_RECONNECT_MS",
+    "AsyncChannel",
+    "AsyncHeartbeat",
+    "Channel",
+    "Farewell",
+    "Heartbeat",
+    "HeartbeatEcho",
+    "ZmqAsyncTransport",
+    "ZmqTransport",
+    "bind_kernel_socket",
+    "client_socket",
+    "recv_parts",
+    "send_parts",
+    "zmq_events",
+    "zmq_fd",
+]
