@@ -42,7 +42,11 @@ _INTERRUPT_MODES = ("signal", "message")
 
 # Only these placeholders are filled in argv; any other {word} reaches the kernel untouched,
 # as it does with jupyter_client.
+_PLACEHOLDERS = ("connection_file", "resource_dir", "prefix")
 _PLACEHOLDER_RE = re.compile(r"\{(connection_file|resource_dir|prefix)\}")
+_ANY_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: jupyter_client's provisioner for a plain local command: the same as no provisioner.
+_LOCAL_PROVISIONER = "local-provisioner"
 
 _LOGO_SIZE_RE = re.compile(r"logo-(\d+)x(\d+)\.png")
 
@@ -204,6 +208,40 @@ class KernelSpec(msgspec.Struct, kw_only=True, frozen=True):
                 if best is None or area > best[0]:
                     best = (area, path)
         return None if best is None else best[1]
+
+    def launch_problem(self) -> str | None:
+        """Why this spec cannot be started as a local command, if it cannot: it names a
+        kernel provisioner other than jupyter_client's local one, it is an Enterprise Gateway
+        spec (a ``process_proxy``), or its command has placeholders only such launchers fill
+        (``{response_address}``). None if it can."""
+        where = f"kernelspec {self.name!r}"
+        proxy = self.metadata.get("process_proxy")
+        if isinstance(proxy, dict) and proxy.get("class_name"):
+            return (
+                f"{where} is for Enterprise Gateway (process_proxy {proxy['class_name']}):"
+                " start it through a gateway"
+            )
+        provisioner = self.metadata.get("kernel_provisioner")
+        if isinstance(provisioner, dict):
+            name = provisioner.get("provisioner_name")
+            if isinstance(name, str) and name and name != _LOCAL_PROVISIONER:
+                installed = _provisioner_package(name)
+                where_from = (
+                    f"it comes from {installed}, installed here"
+                    if installed
+                    else "it is not installed here: pip install the package that provides it"
+                )
+                return (
+                    f"{where} is launched by the kernel provisioner {name!r}, which runtimelib"
+                    " does not run: start it with jupyter_client or a Jupyter Server"
+                    f" ({where_from})"
+                )
+        unknown = sorted({m for arg in self.argv for m in _ANY_PLACEHOLDER_RE.findall(arg)})
+        unknown = [m for m in unknown if m not in _PLACEHOLDERS]
+        if unknown:
+            names = ", ".join("{" + m + "}" for m in unknown)
+            return f"{where}: its command has placeholders runtimelib does not fill: {names}"
+        return None
 
     def command(
         self,
@@ -498,3 +536,14 @@ def remove_kernelspec(name: str) -> Path:
         raise KernelSpecError(f"cannot remove kernelspec {path}: {exc}") from exc
     logger.info("Removed kernelspec %s from %s", key, path)
     return path
+
+
+def _provisioner_package(name: str) -> str | None:
+    """The distribution that registers kernel provisioner ``name``, if one is installed."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="jupyter_client.kernel_provisioners"):
+        if entry.name == name:
+            dist = entry.dist
+            return dist.name if dist is not None else entry.value
+    return None

@@ -127,6 +127,9 @@ class ManagerBase:
     def _launch(self, *, new_ports: bool = False) -> KernelProcess:
         """Write the connection file and spawn the kernel (not yet ready)."""
         spec = self.spec
+        problem = spec.launch_problem()
+        if problem is not None:
+            raise KernelLaunchError(problem)
         if self.connection_info is None or new_ports:
             self._own_ports = True
             self.connection_info = ConnectionInfo.new(
