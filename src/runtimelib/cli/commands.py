@@ -15,7 +15,6 @@ from .. import errors
 from ..client import KernelClient, to_nbformat
 from ..connection import ConnectionInfo
 from ..kernelspec import (
-    default_kernel_name,
     install_kernelspec,
     remove_kernelspec,
     scan_kernelspecs,
@@ -165,9 +164,7 @@ def _state(alive: bool, pid: int | None, terminal: Terminal) -> str:
 
 def _start(args: argparse.Namespace) -> int:
     # No output capture: this kernel is meant to outlive the command.
-    km = KernelManager(
-        args.kernel or default_kernel_name(), cwd=args.cwd, independent=True, output="devnull"
-    )
+    km = KernelManager(args.kernel, cwd=args.cwd, independent=True, output="devnull")
     km.start()
     assert km.connection_file is not None
     if args.json:
@@ -343,7 +340,7 @@ def _run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 # Someone else's kernel: leave it running.
                 return EXIT_INTERRUPTED
-    with KernelManager(args.kernel or default_kernel_name(), cwd=args.cwd) as km, km.client() as kc:
+    with KernelManager(args.kernel, cwd=args.cwd) as km, km.client() as kc:
         try:
             return _execute_on(kc, code, args, CtrlC(km.interrupt, terminal, then="stop it"))
         except KeyboardInterrupt:

@@ -13,7 +13,6 @@ from types import ModuleType
 
 from .. import errors
 from ..client import ExecutionResult, KernelClient, Output
-from ..kernelspec import default_kernel_name
 from ..manager import KernelManager, find_running_kernel
 from ..messages import ExecuteResult, Stream
 from . import EXIT_KERNEL, EXIT_OK
@@ -51,7 +50,7 @@ def run_console(args: argparse.Namespace) -> int:
 
             # Someone else's kernel: it keeps running when the console ends.
             return _Console(kc, interrupt, terminal, readline).run()
-    with KernelManager(args.kernel or default_kernel_name()) as km, km.client() as kc:
+    with KernelManager(args.kernel) as km, km.client() as kc:
         return _Console(kc, km.interrupt, terminal, readline).run()
 
 

@@ -116,7 +116,7 @@ class AsyncKernelClient:
         #: iopub is subscribed the kernel's output is lost, so requests wait for it.
         self.ready_timeout = ready_timeout
         self.router = Router()
-        self.comms = CommManager(self)
+        self.comms = CommManager(self._send_comm)
         self.router.listeners.append(self.comms.handle)
         self._task_group: TaskGroup | None = None
         self._process_watch: Callable[[], KernelProcess | None] | None = None

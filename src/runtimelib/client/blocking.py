@@ -109,7 +109,7 @@ class KernelClient:
         #: iopub is subscribed the kernel's output is lost, so requests wait for it.
         self.ready_timeout = ready_timeout
         self.router = Router()
-        self.comms = CommManager(self)
+        self.comms = CommManager(self._send_comm)
         self.router.listeners.append(self.comms.handle)
         self._process: Callable[[], KernelProcess | None] | None = None
         self._watcher: threading.Thread | None = None

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from ..messages import CommClose, CommMsg, CommOpen, Content, Message
 
-__all__ = ["Comm", "CommManager"]
+__all__ = ["Comm", "CommManager", "SendComm"]
 
 log = logging.getLogger("runtimelib.client")
 
@@ -19,10 +19,12 @@ TargetHandler = Callable[["Comm", Message[CommOpen]], None]
 MessageHandler = Callable[[Message[Content]], None]
 
 
-class _Sender(Protocol):
-    def _send_comm(
+class SendComm(Protocol):
+    """Sends a comm message to the kernel (on shell) at once, without waiting: the client's."""
+
+    def __call__(
         self, content: Content, *, metadata: dict[str, Any] | None, buffers: list[bytes] | None
-    ) -> Any: ...
+    ) -> object: ...
 
 
 class Comm:
@@ -56,7 +58,7 @@ class Comm:
         buffers: list[bytes] | None = None,
     ) -> None:
         """Send a comm_msg to the kernel side."""
-        self.manager.client._send_comm(
+        self.manager.send(
             CommMsg(comm_id=self.comm_id, data=data), metadata=metadata, buffers=buffers
         )
 
@@ -64,7 +66,7 @@ class Comm:
         """Close the comm on both sides."""
         self.closed = True
         self.manager.comms.pop(self.comm_id, None)
-        self.manager.client._send_comm(
+        self.manager.send(
             CommClose(comm_id=self.comm_id, data=data or {}), metadata=None, buffers=None
         )
 
@@ -81,8 +83,8 @@ class Comm:
 class CommManager:
     """The comms of one client, and the targets the kernel may open comms to."""
 
-    def __init__(self, client: _Sender) -> None:
-        self.client = client
+    def __init__(self, send: SendComm) -> None:
+        self.send = send
         self.comms: dict[str, Comm] = {}
         self.targets: dict[str, TargetHandler] = {}
         #: Answer a comm the kernel opens to a target nobody registered with comm_close, as
@@ -105,7 +107,7 @@ class CommManager:
         """Open a comm to a target in the kernel."""
         comm = Comm(self, uuid.uuid4().hex, target_name)
         self.comms[comm.comm_id] = comm
-        self.client._send_comm(
+        self.send(
             CommOpen(comm_id=comm.comm_id, target_name=target_name, data=data or {}),
             metadata=metadata,
             buffers=buffers,
@@ -123,9 +125,7 @@ class CommManager:
             if handler is None:
                 if self.close_unknown:
                     # Spec: an unknown target is answered with comm_close.
-                    self.client._send_comm(
-                        CommClose(comm_id=content.comm_id), metadata=None, buffers=None
-                    )
+                    self.send(CommClose(comm_id=content.comm_id), metadata=None, buffers=None)
                 return
             self.comms[comm.comm_id] = comm
             handler(comm, message)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ class Readiness:
     nothing it publishes from now on is lost to the subscription still being set up
     (PROTOCOL.md, "Startup and readiness"). Kernels with an XPUB iopub say so at once with
     ``iopub_welcome`` (JEP 65); for the others each kernel_info_request makes them publish
-    ``busy``/``idle``, so we ask again until iopub speaks: every 0.2 s once the kernel has
+    ``busy``/``idle``, so we ask again until iopub speaks: every 0.1 s once the kernel has
     answered, every second before. For a ``new_kernel`` (after a restart) only its own
     ``iopub_welcome`` counts: a late message of the old kernel proves nothing.
     """
@@ -36,7 +36,7 @@ class Readiness:
     @property
     def resend_after(self) -> float:
         """How long to wait for a reply, or for iopub, before asking again."""
-        return 0.2 if self.reply is not None else 1.0
+        return 0.1 if self.reply is not None else 1.0
 
     def feed(self, message: Message[Content]) -> None:
         """Feed a message that answers one of our requests (shell) or came on iopub."""

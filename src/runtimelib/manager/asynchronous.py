@@ -82,10 +82,7 @@ class AsyncKernelManager(ManagerBase):
                     message = await channel.recv()
                 except RemoteProtocolError:
                     continue  # not ours to judge here; the kernel is still starting
-                if channel is iopub:
-                    readiness.on_iopub(message)
-                else:
-                    readiness.on_shell(message)
+                readiness.feed(message)
                 if readiness.heard_iopub if channel is iopub else readiness.reply is not None:
                     event.set()
 
@@ -98,7 +95,7 @@ class AsyncKernelManager(ManagerBase):
                     await shell.send(readiness.request())
                     await answered.wait()
                     while not readiness.heard_iopub:
-                        with anyio.move_on_after(0.1):
+                        with anyio.move_on_after(readiness.resend_after):
                             await heard.wait()
                         if not readiness.heard_iopub:
                             await shell.send(readiness.request())

@@ -25,7 +25,6 @@ __all__ = ["KernelManager"]
 
 # How often the readiness loop looks at the process while it waits for the kernel.
 _POLL_SECONDS = 0.05
-_RESEND_SECONDS = 0.1
 
 
 class KernelManager(ManagerBase):
@@ -127,14 +126,14 @@ class KernelManager(ManagerBase):
                 now = time.monotonic()
                 if now >= deadline:
                     raise self._startup_timed_out(process)
-                if readiness.reply is not None and now - last_sent >= _RESEND_SECONDS:
+                if readiness.reply is not None and now - last_sent >= readiness.resend_after:
                     shell.send(readiness.request())  # iopub still silent: ask again
                     last_sent = now
                 events: dict[Any, int] = dict(poller.poll(int(_POLL_SECONDS * 1000)))
-                for channel, feed in ((iopub, readiness.on_iopub), (shell, readiness.on_shell)):
+                for channel in (iopub, shell):
                     while events.get(channel.socket) and channel.poll(0):
                         try:
-                            feed(channel.recv(0))
+                            readiness.feed(channel.recv(0))
                         except RemoteProtocolError:
                             continue
         finally:
