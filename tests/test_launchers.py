@@ -1,16 +1,20 @@
-"""Kernelspecs that another launcher must start (a jupyter_client kernel provisioner, an
-Enterprise Gateway process proxy): a clear error before anything is launched or written."""
+"""Launchers: a manager starts its kernel through one (the local one by default, or the
+caller's), and a kernelspec that another launcher must start (a jupyter_client kernel
+provisioner, an Enterprise Gateway process proxy) is a clear error before anything is
+launched or written."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from runtimelib import AsyncKernelManager, KernelManager, KernelSpec, errors
 from runtimelib.kernelspec import _provisioner_package
+from runtimelib.manager import KernelProcess, LaunchPlan, LocalLauncher
 
 from .test_cli import cli
 
@@ -94,3 +98,42 @@ def test_the_command_says_so_in_one_line(tmp_path: Path, jupyter_env: Path) -> N
     assert done.stderr.count("\n") == 1
     assert said in done.stderr
     assert "Traceback" not in done.stderr
+
+
+class _Tagging(LocalLauncher):
+    """A launcher of our own: the local one, with a variable only it sets, and a record."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.plans: list[LaunchPlan] = []
+        self.refusal = refuse
+
+    def refuses(self, spec: KernelSpec) -> str | None:
+        return self.refusal or super().refuses(spec)
+
+    def launch(self, plan: LaunchPlan) -> KernelProcess:
+        self.plans.append(plan)
+        return super().launch(replace(plan, env={**plan.env, "LAUNCHED_BY": "tagging"}))
+
+
+def test_a_manager_starts_and_restarts_through_its_launcher(jupyter_env: Path) -> None:
+    launcher = _Tagging()
+    with KernelManager("runtimelib-python", launcher=launcher) as km, km.client() as kc:
+        code = "import os; print(os.environ['LAUNCHED_BY'])"
+        assert kc.execute(code, timeout=30).stdout == "tagging\n"
+        km.restart()
+        assert kc.execute(code, timeout=30).stdout == "tagging\n"
+    assert len(launcher.plans) == 2
+    first = launcher.plans[0]
+    assert first.spec.name == "runtimelib-python"
+    assert str(first.connection_file) in first.argv  # the placeholder was filled
+
+
+@pytest.mark.anyio
+async def test_a_launcher_that_refuses_stops_the_start_before_anything_is_written(
+    jupyter_env: Path,
+) -> None:
+    launcher = _Tagging(refuse="not on this cluster")
+    with pytest.raises(errors.KernelLaunchError, match="not on this cluster"):
+        await AsyncKernelManager("runtimelib-python", launcher=launcher).start()
+    assert launcher.plans == []
+    assert list(jupyter_env.glob("kernel-*.json")) == []

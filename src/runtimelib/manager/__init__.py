@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         locate_running_kernel,
         prune_stale_kernels,
     )
+    from .launcher import Launcher, LaunchPlan, LocalLauncher
     from .pool import AsyncMultiKernelManager, MultiKernelManager
     from .process import KernelProcess
     from .running import (
@@ -37,6 +38,9 @@ __all__ = [
     "KernelManager",
     "KernelProcess",
     "KernelStopped",
+    "LaunchPlan",
+    "Launcher",
+    "LocalLauncher",
     "MultiKernelManager",
     "Pruned",
     "RunningKernel",
@@ -58,6 +62,9 @@ __getattr__, __dir__ = lazy_exports(
         "KernelManager": "blocking",
         "KernelProcess": "process",
         "KernelStopped": "running",
+        "LaunchPlan": "launcher",
+        "Launcher": "launcher",
+        "LocalLauncher": "launcher",
         "MultiKernelManager": "pool",
         "Pruned": "discovery",
         "RunningKernel": "discovery",

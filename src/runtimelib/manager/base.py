@@ -19,6 +19,7 @@ from ..errors import ConnectionFileError, KernelLaunchError, KernelTimeoutError
 from ..kernelspec import KernelSpec, default_kernel_name, find_kernelspec
 from ..messages import Content, InterruptRequest, KernelInfoReply, ShutdownRequest
 from ..protocol import Session
+from .launcher import Launcher, LaunchPlan, LocalLauncher
 from .process import KernelProcess, OutputMode
 from .record import ProcessRecord
 
@@ -64,6 +65,7 @@ class ManagerBase:
         restart_limit: int = 5,
         stable_start_time: float = 10.0,
         extra_arguments: Sequence[str] = (),
+        launcher: Launcher | None = None,
     ) -> None:
         name = (spec.name if spec is not None else kernel_name) or default_kernel_name()
         # As jupyter_client's managers do: "python" means the native Python kernel (papermill
@@ -76,6 +78,8 @@ class ManagerBase:
         self.output = output
         #: Appended to the kernelspec's command (``--HistoryManager.hist_file=:memory:``, say).
         self.extra_arguments = list(extra_arguments)
+        #: What starts the kernel (a local process by default; see launcher.py).
+        self.launcher: Launcher = launcher if launcher is not None else LocalLauncher()
         #: The address (tcp, default 127.0.0.1) or the socket path prefix (ipc, default
         #: ``kernel-ipc-<id>`` in the runtime dir: absolute, so a kernel started in another
         #: folder finds it, and removed with the kernel).
@@ -127,7 +131,7 @@ class ManagerBase:
     def _launch(self, *, new_ports: bool = False) -> KernelProcess:
         """Write the connection file and spawn the kernel (not yet ready)."""
         spec = self.spec
-        problem = spec.launch_problem()
+        problem = self.launcher.refuses(spec)
         if problem is not None:
             raise KernelLaunchError(problem)
         if self.connection_info is None or new_ports:
@@ -148,16 +152,17 @@ class ManagerBase:
                 env.pop("JPY_PARENT_PID", None)
             else:
                 env["JPY_PARENT_PID"] = str(os.getpid())
-        argv = [*spec.command(self.connection_file), *self.extra_arguments]
+        plan = LaunchPlan(
+            spec=spec,
+            argv=[*spec.command(self.connection_file), *self.extra_arguments],
+            env=env,
+            connection_file=self.connection_file,
+            cwd=self.cwd,
+            output=self.output,
+            guard=self.guard,
+        )
         try:
-            self.process = KernelProcess(
-                argv,
-                env=env,
-                cwd=self.cwd,
-                output=self.output,
-                guard=self.guard,
-                connection_file=self.connection_file,
-            )
+            self.process = self.launcher.launch(plan)
         except KernelLaunchError:
             self._remove_connection_file()
             raise
