@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 _KERNEL_FILE = re.compile(r"^kernel-(.+)\.json$")
+#: How much longer a kernel whose process is known to run may take to answer its heartbeat.
+_PATIENCE = 2.0
 
 
 class RunningKernel(msgspec.Struct, frozen=True):
@@ -53,10 +55,12 @@ def _probe(path: Path, timeout: float) -> RunningKernel:
         info = ConnectionInfo.from_file(path)
     except ConnectionFileError as exc:
         return RunningKernel(kernel_id, path, None, False, str(exc))
-    with Heartbeat(info) as heart:
-        alive = heart.ping(timeout)
     record = ProcessRecord.read(info)
     pid = record.pid if record is not None and record.is_running() else None
+    with Heartbeat(info) as heart:
+        # A kernel whose recorded process runs gets longer to answer: on a loaded machine a
+        # heartbeat can take more than the first wait.
+        alive = heart.ping(timeout) or (pid is not None and heart.ping(_PATIENCE))
     return RunningKernel(kernel_id, path, info, alive, pid=pid)
 
 
