@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -15,14 +14,12 @@ from typing import Any
 
 import anyio
 import pytest
-import websocket
 from jupyter_client.manager import start_new_kernel
 
-from runtimelib import AsyncKernelManager, KernelManager, KernelSpec, errors
-from runtimelib.messages import HistoryRequest, Stream
-
-from .conftest import JupyterServer
-from .test_cli_mistakes import _api, _kernel_pids, _wait_for
+from runtimelib import AsyncKernelManager, ConnectionInfo, KernelManager, KernelSpec, errors
+from runtimelib.manager import KernelProcess
+from runtimelib.messages import HistoryRequest, KernelInfoRequest, Stream
+from runtimelib.transports.zmq import Channel
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
 
@@ -294,27 +291,38 @@ async def test_a_request_right_after_a_restart_reaches_the_new_kernel(kernel: st
             assert result.stdout == "after\n"
 
 
-def test_a_server_shows_our_kernel_starting_after_it_restarts_it(
-    jupyter_server: JupyterServer, jupyter_env: Path
+@pytest.mark.parametrize("kernel", ["runtimelib.kernel.python", "runtimelib.kernel.echo"])
+def test_a_subscriber_that_joins_before_the_first_request_hears_starting(
+    kernel: str, tmp_path: Path
 ) -> None:
-    # After an auto-restart, jupyter_server shows ipykernel "starting" (ipykernel's first
-    # status) until it is asked something; ours said idle, or busy, as the old one last did.
-    url, token, _ = jupyter_server
-    kernel_id = _api(url, token, "POST", "/api/kernels", {"name": PY})["id"]
-    path = jupyter_env / f"kernel-{kernel_id}.json"
-    ws_url = url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels?token={token}"
-    frontend = websocket.create_connection(ws_url, timeout=T)  # as a notebook frontend does
+    # The "starting" status goes out as iopub is bound, before anyone can hear it. A Jupyter
+    # Server watching a kernel it auto-restarted subscribes anew and must hear it (as it does
+    # from ipykernel) to show the kernel starting, not the old kernel's last state.
+    info = ConnectionInfo.new()
+    path = tmp_path / "kernel.json"
+    info.write(path)
+    process = KernelProcess(
+        [sys.executable, "-m", kernel, "-f", str(path)], env=os.environ, connection_file=path
+    )
     try:
-        state = lambda: _api(url, token, "GET", f"/api/kernels/{kernel_id}")["execution_state"]  # noqa: E731
-        _wait_for(lambda: state() == "idle", "the server to see the kernel idle")
-        (pid,) = _kernel_pids(path)
-        os.kill(pid, signal.SIGKILL)
-        _wait_for(lambda: _kernel_pids(path) not in ([], [pid]), "the server's restart")
-        _wait_for(lambda: state() == "starting", "the server to see the new kernel starting")
+        with Channel.connect(info, "iopub") as early:
+            heard = [early.recv(timeout=T) for _ in range(2)]
+            assert [m.msg_type for m in heard] == ["iopub_welcome", "status"]
+            assert heard[1].content.execution_state == "starting"
+            assert heard[1].parent_header is None
+            with Channel.connect(info, "shell") as shell:
+                shell.send(shell.message(KernelInfoRequest()))
+                assert shell.recv(timeout=T).msg_type == "kernel_info_reply"
+            # Once a request was served the kernel is no longer starting: a later subscriber
+            # is welcomed and hears nothing more.
+            with Channel.connect(info, "iopub") as late:
+                assert late.recv(timeout=T).msg_type == "iopub_welcome"
+                with pytest.raises(errors.KernelTimeoutError):
+                    late.recv(timeout=0.5)
     finally:
-        frontend.close()
-        _api(url, token, "DELETE", f"/api/kernels/{kernel_id}")
-        _wait_for(lambda: not _kernel_pids(path), "the kernel's exit")
+        process.kill()
+        process.wait(10)
+        process.release()
 
 
 # -- the kernel name "python" ----------------------------------------------------------------------
