@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -189,3 +189,9 @@ def jupyter_server(jupyter_env: Path, tmp_path: Path) -> Iterator[JupyterServer]
             server.kill()
             server.wait()
         log.close()
+
+
+#: nbclient as the notebook tests run it. nbclient waits 4 s for a cell's last outputs after
+#: its reply and then carries on without them, with only a log line; on a loaded machine
+#: that made its notebook differ from ours now and then. It waits longer here, and says so.
+NBCLIENT_OPTIONS: dict[str, Any] = {"iopub_timeout": 30, "raise_on_iopub_timeout": True}

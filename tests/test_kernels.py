@@ -62,7 +62,7 @@ from runtimelib.protocol import Session
 from runtimelib.protocol.session import DELIMITER
 from runtimelib.transports.zmq import Channel
 
-from .conftest import _pid_alive
+from .conftest import NBCLIENT_OPTIONS, _pid_alive
 
 pytestmark = [pytest.mark.kernel]
 
@@ -358,6 +358,7 @@ def test_nbclient_executes_a_notebook(tmp_path: Path) -> None:
         startup_timeout=int(T),
         kernel_name=PYTHON,
         resources={"metadata": {"path": str(tmp_path)}},
+        **NBCLIENT_OPTIONS,
     )
     client.execute()
     code = [cell for cell in nb.cells if cell.cell_type == "code"]

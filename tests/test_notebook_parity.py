@@ -20,6 +20,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from runtimelib.notebook import execute_notebook
 
+from .conftest import NBCLIENT_OPTIONS
+
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
 
 _MODEL_ID = re.compile(r"[0-9a-f]{32}")
@@ -71,7 +73,8 @@ def _nbclient_timeout(cell: NotebookNode) -> int:
 def _both(nb: NotebookNode, **nbclient_options: Any) -> tuple[NotebookNode, NotebookNode]:
     ours = execute_notebook(copy.deepcopy(nb))
     theirs = copy.deepcopy(nb)
-    NotebookClient(theirs, timeout_func=_nbclient_timeout, **nbclient_options).execute()
+    options = {**NBCLIENT_OPTIONS, **nbclient_options}
+    NotebookClient(theirs, timeout_func=_nbclient_timeout, **options).execute()
     return ours, theirs
 
 
