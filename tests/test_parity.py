@@ -237,6 +237,11 @@ def test_create_subshell_on_a_kernel_without_subshells_raises(tmp_path: Path) ->
         assert kc.kernel_info(timeout=T).supported_features == []
         with pytest.raises(errors.KernelReplyError, match="did not create a subshell"):
             kc.create_subshell(timeout=T)
+        with pytest.raises(errors.KernelReplyError, match="did not list its subshells"):
+            kc.list_subshells(timeout=T)
+        with pytest.raises(errors.KernelReplyError, match="did not delete subshell x"):
+            kc.delete_subshell("x", timeout=T)
+        assert kc.kernel_info(timeout=T).implementation == "runtimelib"  # still serving
 
 
 @pytest.mark.parametrize("kernel", [PY, "runtimelib-echo"])
@@ -463,3 +468,21 @@ def test_ipywidgets_open_comms_and_take_the_frontends_messages(py: Any) -> None:
         time.sleep(0.02)
     assert clicked == ["clicked!\n"]  # the callback's print reached the frontend
     assert py.execute("print(s.value, len(clicks))", timeout=T).stdout == "7 1\n"
+
+
+def test_a_comm_handler_that_raises_leaves_the_kernel_serving(py: Any) -> None:
+    # The comm package logs a failing handler (as under ipykernel); nothing reaches the
+    # frontend, and the kernel goes on.
+    py.execute(
+        "import comm\n"
+        "def boom(c, msg):\n"
+        "    c.on_msg(lambda m: 1 / 0)\n"
+        "comm.get_comm_manager().register_target('boom', boom)",
+        timeout=T,
+    )
+    opened = py.comms.open("boom", {})
+    opened.send({"go": 1})
+    assert py.execute("print('still here')", timeout=T).stdout == "still here\n"
+    assert (
+        opened.comm_id in py.execute("print(list(comm.get_comm_manager().comms))", timeout=T).stdout
+    )

@@ -27,6 +27,7 @@ from .sockets import (
     RECONNECT_MS,
     client_socket,
     recv_parts,
+    send_now,
     send_parts,
     zmq_events,
     zmq_fd,
@@ -119,12 +120,8 @@ class AsyncChannel(_ChannelBase):
             delay = min(delay * 2, 0.05)
 
     def _send_frames(self, frames: list[Any]) -> bool:
-        try:
-            send_parts(self.socket, frames, zmq.NOBLOCK)
-        except zmq.Again:
+        if not send_now(self.socket, frames, self.channel):
             return False
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot send on the {self.channel} channel: {exc}") from exc
         self._nudge()
         return True
 
@@ -308,12 +305,8 @@ class Farewell:
         """Send the messages in order; how many went (fewer while not yet connected)."""
         for sent, content in enumerate(messages):
             frames = self.session.serialize(self.session.message(content, channel="control"))
-            try:
-                send_parts(self.socket, frames, zmq.NOBLOCK)
-            except zmq.Again:
+            if not send_now(self.socket, frames, "control"):
                 return sent
-            except zmq.ZMQError as exc:
-                raise TransportError(f"cannot send on the control channel: {exc}") from exc
         return len(messages)
 
     def send(self, messages: list[Content], alive: Callable[[], bool], timeout: float) -> bool:

@@ -30,6 +30,7 @@ __all__ = [
     "bind_kernel_socket",
     "client_socket",
     "recv_parts",
+    "send_now",
     "send_parts",
     "zmq_events",
     "zmq_fd",
@@ -162,6 +163,18 @@ def send_parts(sock: zmq.Socket[Any], frames: list[Any], flags: int = 0) -> None
     the usual request, goes out about a third faster than with ``copy=False``)."""
     copy = max(map(len, frames)) < _ZERO_COPY_BYTES
     sock.send_multipart(frames, flags, copy=copy)
+
+
+def send_now(sock: zmq.Socket[Any], frames: list[Any], channel: str) -> bool:
+    """Send without waiting; False (nothing sent) if the socket cannot take it now, and
+    TransportError if it cannot send at all."""
+    try:
+        send_parts(sock, frames, zmq.NOBLOCK)
+    except zmq.Again:
+        return False
+    except zmq.ZMQError as exc:
+        raise TransportError(f"cannot send on the {channel} channel: {exc}") from exc
+    return True
 
 
 #: The socket a kernel binds for each channel (PROTOCOL.md, "Sockets and routing"). iopub is
