@@ -1,10 +1,13 @@
-"""What an execute that ran out of time is reported as, by how far the kernel got with it."""
+"""One execute request (sans-IO): its options, when it is complete, and what a timeout says."""
 
 from __future__ import annotations
+
+from collections.abc import Generator
 
 import pytest
 
 from runtimelib.client.execution import Execution
+from runtimelib.client.requests import run_now
 from runtimelib.messages import ExecuteReply, Status
 from runtimelib.protocol import Session
 
@@ -44,3 +47,43 @@ def test_a_timeout_says_how_far_the_kernel_got(seen: tuple[str, ...], said: str)
 def test_reply_and_idle_in_either_order_complete_it() -> None:
     assert _execution_after("busy", "reply", "idle").done
     assert _execution_after("busy", "idle", "reply").done
+
+
+def test_the_request_carries_the_options_and_allow_stdin_follows_the_input_handler() -> None:
+    session = Session(b"key")
+    plain = Execution(session, "x").request
+    assert (plain.content.silent, plain.content.store_history, plain.content.stop_on_error) == (
+        False,
+        True,
+        True,
+    )
+    assert plain.content.allow_stdin is False
+    assert plain.header.subshell_id is None
+    handled = Execution(session, "x", answers_input=True, silent=True, subshell_id="s1").request
+    assert handled.content.allow_stdin is True
+    assert handled.content.silent is True
+    assert handled.header.subshell_id == "s1"
+    refused = Execution(session, "x", answers_input=True, allow_stdin=False).request
+    assert refused.content.allow_stdin is False
+
+
+def test_a_misspelt_option_is_a_type_error_not_ignored() -> None:
+    with pytest.raises(TypeError, match="'silnet'"):
+        Execution(Session(b"key"), "x", silnet=True)  # type: ignore[call-arg]
+
+
+def test_a_shared_request_that_suspends_in_the_blocking_client_is_an_error() -> None:
+    class Suspend:
+        def __await__(self) -> Generator[None, None, None]:
+            yield
+
+    async def suspends() -> int:
+        await Suspend()
+        return 1
+
+    async def finishes(value: int) -> int:
+        return value
+
+    assert run_now(finishes)(7) == 7
+    with pytest.raises(RuntimeError, match="suspends suspended in a blocking client"):
+        run_now(suspends)()

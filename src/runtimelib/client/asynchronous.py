@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from inspect import isawaitable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,50 +18,30 @@ from ..deadlines import deadline_after
 from ..errors import (
     KernelDiedError,
     KernelTimeoutError,
-    RemoteProtocolError,
     RuntimelibError,
     TransportError,
 )
 from ..messages import (
-    CommInfoReply,
-    CommInfoRequest,
-    CompleteReply,
-    CompleteRequest,
     Content,
-    CreateSubshellReply,
-    CreateSubshellRequest,
-    DebugReply,
-    DebugRequest,
-    DeleteSubshellReply,
-    DeleteSubshellRequest,
-    HistoryReply,
-    HistoryRequest,
     InputRequest,
-    InspectReply,
-    InspectRequest,
-    InterruptReply,
-    InterruptRequest,
-    IsCompleteReply,
-    IsCompleteRequest,
     KernelInfoReply,
-    KernelInfoRequest,
-    ListSubshellReply,
-    ListSubshellRequest,
     Message,
-    ShutdownReply,
-    ShutdownRequest,
 )
 from ..protocol import DEFAULT_MAX_FRAME_SIZE, Session
 from ..transports.base import AsyncTransport
 from ..transports.zmq import ZmqAsyncTransport
+from . import requests
 from .comms import CommManager
-from .execution import Execution
+from .execution import ExecuteOptions, Execution
 from .inboxes import AsyncInbox
-from .outputs import ExecutionResult, Output, subshell_id, succeeded
+from .outputs import ExecutionResult, Output
 from .readiness import Readiness
+from .requests import expect
 from .routing import RECONNECT_WAIT, Router
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..processes import WatchedProcess as KernelProcess
 
 __all__ = ["AsyncKernelClient", "InputHandler", "OutputCallback"]
@@ -282,90 +262,21 @@ class AsyncKernelClient:
     async def _reply(
         self, content: Content, reply_type: type[R], timeout: float | None, **kw: Any
     ) -> R:
-        reply = (await self.request(content, timeout=timeout, **kw)).content
-        if not isinstance(reply, reply_type):
-            raise RemoteProtocolError(
-                f"expected {reply_type.msg_type}, got {type(reply).__name__} in reply"
-            )
-        return reply
+        return expect((await self.request(content, timeout=timeout, **kw)).content, reply_type)
 
-    async def kernel_info(self, *, timeout: float | None = None) -> KernelInfoReply:
-        """Who the kernel is."""
-        return await self._reply(KernelInfoRequest(), KernelInfoReply, timeout)
-
-    async def complete(
-        self, code: str, cursor_pos: int | None = None, *, timeout: float | None = None
-    ) -> CompleteReply:
-        """Completions at ``cursor_pos`` (default: the end of ``code``)."""
-        pos = len(code) if cursor_pos is None else cursor_pos
-        return await self._reply(CompleteRequest(code=code, cursor_pos=pos), CompleteReply, timeout)
-
-    async def inspect(
-        self,
-        code: str,
-        cursor_pos: int | None = None,
-        detail_level: int = 0,
-        *,
-        timeout: float | None = None,
-    ) -> InspectReply:
-        """Help on the object at ``cursor_pos`` (default: the end of ``code``)."""
-        pos = len(code) if cursor_pos is None else cursor_pos
-        request = InspectRequest(code=code, cursor_pos=pos, detail_level=detail_level)
-        return await self._reply(request, InspectReply, timeout)
-
-    async def history(self, *, timeout: float | None = None, **kwargs: Any) -> HistoryReply:
-        """Input history; keyword arguments are those of HistoryRequest."""
-        return await self._reply(HistoryRequest(**kwargs), HistoryReply, timeout)
-
-    async def is_complete(self, code: str, *, timeout: float | None = None) -> IsCompleteReply:
-        """Whether ``code`` is ready to run."""
-        return await self._reply(IsCompleteRequest(code=code), IsCompleteReply, timeout)
-
-    async def comm_info(
-        self, target_name: str | None = None, *, timeout: float | None = None
-    ) -> CommInfoReply:
-        """The kernel's open comms."""
-        request = (
-            CommInfoRequest() if target_name is None else CommInfoRequest(target_name=target_name)
-        )
-        return await self._reply(request, CommInfoReply, timeout)
-
-    async def shutdown(
-        self, *, restart: bool = False, timeout: float | None = None
-    ) -> ShutdownReply:
-        """Ask the kernel to shut down (control channel)."""
-        return await self._reply(ShutdownRequest(restart=restart), ShutdownReply, timeout)
-
-    async def interrupt(self, *, timeout: float | None = None) -> InterruptReply:
-        """Ask the kernel to interrupt (for kernels whose interrupt_mode is "message")."""
-        return await self._reply(InterruptRequest(), InterruptReply, timeout)
-
-    async def debug_request(
-        self,
-        command: str,
-        arguments: dict[str, Any] | None = None,
-        *,
-        seq: int = 1,
-        timeout: float | None = None,
-    ) -> DebugReply:
-        """A Debug Adapter Protocol request on control."""
-        request = DebugRequest(seq=seq, command=command, arguments=arguments or {})
-        return await self._reply(request, DebugReply, timeout)
-
-    async def create_subshell(self, *, timeout: float | None = None) -> str:
-        """Create a subshell; returns its id, for ``subshell_id=`` on later requests."""
-        return subshell_id(await self._reply(CreateSubshellRequest(), CreateSubshellReply, timeout))
-
-    async def list_subshells(self, *, timeout: float | None = None) -> list[str]:
-        """The kernel's subshell ids."""
-        reply = await self._reply(ListSubshellRequest(), ListSubshellReply, timeout)
-        return succeeded(reply, "list its subshells").subshell_id
-
-    async def delete_subshell(self, subshell_id: str, *, timeout: float | None = None) -> None:
-        """Delete a subshell."""
-        request = DeleteSubshellRequest(subshell_id=subshell_id)
-        reply = await self._reply(request, DeleteSubshellReply, timeout)
-        succeeded(reply, f"delete subshell {subshell_id}")
+    # The typed requests, shared with KernelClient (see requests.py).
+    kernel_info = requests.kernel_info
+    complete = requests.complete
+    inspect = requests.inspect
+    history = requests.history
+    is_complete = requests.is_complete
+    comm_info = requests.comm_info
+    shutdown = requests.shutdown
+    interrupt = requests.interrupt
+    debug_request = requests.debug_request
+    create_subshell = requests.create_subshell
+    list_subshells = requests.list_subshells
+    delete_subshell = requests.delete_subshell
 
     async def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
@@ -420,14 +331,9 @@ class AsyncKernelClient:
         self,
         code: str,
         *,
-        silent: bool = False,
-        store_history: bool = True,
-        user_expressions: dict[str, str] | None = None,
-        stop_on_error: bool = True,
         timeout: float | None = None,
         input: InputHandler | None = None,
-        allow_stdin: bool | None = None,
-        subshell_id: str | None = None,
+        **options: Unpack[ExecuteOptions],
     ) -> AsyncIterator[Message[Content]]:
         """Run ``code`` and yield its messages as they arrive: iopub outputs and status, and
         the execute_reply. Ends once both the reply and the ``idle`` status arrived.
@@ -435,16 +341,7 @@ class AsyncKernelClient:
         ``input`` answers ``input()`` in the kernel; without it the kernel is told stdin is not
         available (``allow_stdin`` defaults to whether there is a handler).
         """
-        execution = Execution(
-            self.session,
-            code,
-            silent=silent,
-            store_history=store_history,
-            user_expressions=user_expressions,
-            allow_stdin=input is not None if allow_stdin is None else allow_stdin,
-            stop_on_error=stop_on_error,
-            subshell_id=subshell_id,
-        )
+        execution = Execution(self.session, code, answers_input=input is not None, **options)
         async for message in self._run(execution, timeout, input):
             yield message
 
@@ -481,7 +378,7 @@ class AsyncKernelClient:
         if handler is not None:
             try:
                 answer = handler(content.prompt, content.password)
-                if inspect.isawaitable(answer):
+                if isawaitable(answer):
                     answer = await answer
             except Exception as exc:
                 answer = exc
@@ -491,37 +388,25 @@ class AsyncKernelClient:
         self,
         code: str,
         *,
-        silent: bool = False,
-        store_history: bool = True,
-        user_expressions: dict[str, str] | None = None,
-        stop_on_error: bool = True,
         timeout: float | None = None,
         input: InputHandler | None = None,
-        allow_stdin: bool | None = None,
         on_output: OutputCallback | None = None,
         raise_on_error: bool = False,
-        subshell_id: str | None = None,
+        **options: Unpack[ExecuteOptions],
     ) -> ExecutionResult:
         """Run ``code`` and return everything it produced once the kernel is idle again.
 
         ``timeout`` bounds the whole execution (KernelTimeoutError; the kernel is not
-        interrupted). ``raise_on_error`` raises ExecutionError when the code raised.
+        interrupted). ``raise_on_error`` raises ExecutionError when the code raised. The
+        request's own fields (``silent``, ``store_history``, ``user_expressions``,
+        ``stop_on_error``, ``allow_stdin``, ``subshell_id``) are ExecuteOptions.
         """
-        execution = Execution(
-            self.session,
-            code,
-            silent=silent,
-            store_history=store_history,
-            user_expressions=user_expressions,
-            allow_stdin=input is not None if allow_stdin is None else allow_stdin,
-            stop_on_error=stop_on_error,
-            subshell_id=subshell_id,
-        )
+        execution = Execution(self.session, code, answers_input=input is not None, **options)
         async for message in self._run(execution, timeout, input):
             output = execution.collect(message)
             if output is not None and on_output is not None:
                 outcome = on_output(output)
-                if inspect.isawaitable(outcome):
+                if isawaitable(outcome):
                     await outcome
         result = execution.result()
         return result.raise_for_error() if raise_on_error else result

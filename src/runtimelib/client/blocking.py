@@ -15,50 +15,30 @@ from ..deadlines import deadline_after, time_left
 from ..errors import (
     KernelDiedError,
     KernelTimeoutError,
-    RemoteProtocolError,
     RuntimelibError,
     TransportError,
 )
 from ..messages import (
-    CommInfoReply,
-    CommInfoRequest,
-    CompleteReply,
-    CompleteRequest,
     Content,
-    CreateSubshellReply,
-    CreateSubshellRequest,
-    DebugReply,
-    DebugRequest,
-    DeleteSubshellReply,
-    DeleteSubshellRequest,
-    HistoryReply,
-    HistoryRequest,
     InputRequest,
-    InspectReply,
-    InspectRequest,
-    InterruptReply,
-    InterruptRequest,
-    IsCompleteReply,
-    IsCompleteRequest,
     KernelInfoReply,
-    KernelInfoRequest,
-    ListSubshellReply,
-    ListSubshellRequest,
     Message,
-    ShutdownReply,
-    ShutdownRequest,
 )
 from ..protocol import DEFAULT_MAX_FRAME_SIZE, Session
 from ..transports.base import Transport
 from ..transports.zmq import ZmqTransport
+from . import requests
 from .comms import CommManager
-from .execution import Execution
+from .execution import ExecuteOptions, Execution
 from .inboxes import ExecutionSink, ThreadInbox
-from .outputs import ExecutionResult, Output, subshell_id, succeeded
+from .outputs import ExecutionResult, Output
 from .readiness import Readiness
+from .requests import expect, run_now
 from .routing import RECONNECT_WAIT, Router
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..processes import WatchedProcess as KernelProcess
 
 __all__ = ["KernelClient"]
@@ -297,89 +277,23 @@ class KernelClient:
         finally:
             self.router.close(message.msg_id)
 
-    def _reply(self, content: Content, reply_type: type[R], timeout: float | None) -> R:
-        reply = self.request(content, timeout=timeout).content
-        if not isinstance(reply, reply_type):
-            raise RemoteProtocolError(
-                f"expected {reply_type.msg_type}, got {type(reply).__name__} in reply"
-            )
-        return reply
+    async def _reply(self, content: Content, reply_type: type[R], timeout: float | None) -> R:
+        # A coroutine that never suspends: it blocks, for run_now (see requests.py).
+        return expect(self.request(content, timeout=timeout).content, reply_type)
 
-    def kernel_info(self, *, timeout: float | None = None) -> KernelInfoReply:
-        """Who the kernel is."""
-        return self._reply(KernelInfoRequest(), KernelInfoReply, timeout)
-
-    def complete(
-        self, code: str, cursor_pos: int | None = None, *, timeout: float | None = None
-    ) -> CompleteReply:
-        """Completions at ``cursor_pos`` (default: the end of ``code``)."""
-        pos = len(code) if cursor_pos is None else cursor_pos
-        return self._reply(CompleteRequest(code=code, cursor_pos=pos), CompleteReply, timeout)
-
-    def inspect(
-        self,
-        code: str,
-        cursor_pos: int | None = None,
-        detail_level: int = 0,
-        *,
-        timeout: float | None = None,
-    ) -> InspectReply:
-        """Help on the object at ``cursor_pos`` (default: the end of ``code``)."""
-        pos = len(code) if cursor_pos is None else cursor_pos
-        request = InspectRequest(code=code, cursor_pos=pos, detail_level=detail_level)
-        return self._reply(request, InspectReply, timeout)
-
-    def history(self, *, timeout: float | None = None, **kwargs: Any) -> HistoryReply:
-        """Input history; keyword arguments are those of HistoryRequest."""
-        return self._reply(HistoryRequest(**kwargs), HistoryReply, timeout)
-
-    def is_complete(self, code: str, *, timeout: float | None = None) -> IsCompleteReply:
-        """Whether ``code`` is ready to run."""
-        return self._reply(IsCompleteRequest(code=code), IsCompleteReply, timeout)
-
-    def comm_info(
-        self, target_name: str | None = None, *, timeout: float | None = None
-    ) -> CommInfoReply:
-        """The kernel's open comms."""
-        request = (
-            CommInfoRequest() if target_name is None else CommInfoRequest(target_name=target_name)
-        )
-        return self._reply(request, CommInfoReply, timeout)
-
-    def shutdown(self, *, restart: bool = False, timeout: float | None = None) -> ShutdownReply:
-        """Ask the kernel to shut down (control channel)."""
-        return self._reply(ShutdownRequest(restart=restart), ShutdownReply, timeout)
-
-    def interrupt(self, *, timeout: float | None = None) -> InterruptReply:
-        """Ask the kernel to interrupt (for kernels whose interrupt_mode is "message")."""
-        return self._reply(InterruptRequest(), InterruptReply, timeout)
-
-    def debug_request(
-        self,
-        command: str,
-        arguments: dict[str, Any] | None = None,
-        *,
-        seq: int = 1,
-        timeout: float | None = None,
-    ) -> DebugReply:
-        """A Debug Adapter Protocol request on control."""
-        request = DebugRequest(seq=seq, command=command, arguments=arguments or {})
-        return self._reply(request, DebugReply, timeout)
-
-    def create_subshell(self, *, timeout: float | None = None) -> str:
-        """Create a subshell; returns its id, for ``subshell_id=`` on later requests."""
-        return subshell_id(self._reply(CreateSubshellRequest(), CreateSubshellReply, timeout))
-
-    def list_subshells(self, *, timeout: float | None = None) -> list[str]:
-        """The kernel's subshell ids."""
-        reply = self._reply(ListSubshellRequest(), ListSubshellReply, timeout)
-        return succeeded(reply, "list its subshells").subshell_id
-
-    def delete_subshell(self, subshell_id: str, *, timeout: float | None = None) -> None:
-        """Delete a subshell."""
-        request = DeleteSubshellRequest(subshell_id=subshell_id)
-        reply = self._reply(request, DeleteSubshellReply, timeout)
-        succeeded(reply, f"delete subshell {subshell_id}")
+    # The typed requests, shared with AsyncKernelClient (see requests.py).
+    kernel_info = run_now(requests.kernel_info)
+    complete = run_now(requests.complete)
+    inspect = run_now(requests.inspect)
+    history = run_now(requests.history)
+    is_complete = run_now(requests.is_complete)
+    comm_info = run_now(requests.comm_info)
+    shutdown = run_now(requests.shutdown)
+    interrupt = run_now(requests.interrupt)
+    debug_request = run_now(requests.debug_request)
+    create_subshell = run_now(requests.create_subshell)
+    list_subshells = run_now(requests.list_subshells)
+    delete_subshell = run_now(requests.delete_subshell)
 
     def wait_for_ready(self, timeout: float | None = 60.0) -> KernelInfoReply:
         """Wait until the kernel answers and its iopub is live; returns its kernel_info."""
@@ -431,26 +345,12 @@ class KernelClient:
         self,
         code: str,
         *,
-        silent: bool = False,
-        store_history: bool = True,
-        user_expressions: dict[str, str] | None = None,
-        stop_on_error: bool = True,
         timeout: float | None = None,
         input: InputHandler | None = None,
-        allow_stdin: bool | None = None,
-        subshell_id: str | None = None,
+        **options: Unpack[ExecuteOptions],
     ) -> Iterator[Message[Content]]:
         """Run ``code`` and yield its messages as they arrive, as AsyncKernelClient.stream."""
-        execution = Execution(
-            self.session,
-            code,
-            silent=silent,
-            store_history=store_history,
-            user_expressions=user_expressions,
-            allow_stdin=input is not None if allow_stdin is None else allow_stdin,
-            stop_on_error=stop_on_error,
-            subshell_id=subshell_id,
-        )
+        execution = Execution(self.session, code, answers_input=input is not None, **options)
         return self._run(execution, timeout, input)
 
     def _run(
@@ -493,32 +393,20 @@ class KernelClient:
         self,
         code: str,
         *,
-        silent: bool = False,
-        store_history: bool = True,
-        user_expressions: dict[str, str] | None = None,
-        stop_on_error: bool = True,
         timeout: float | None = None,
         input: InputHandler | None = None,
-        allow_stdin: bool | None = None,
         on_output: OutputCallback | None = None,
         raise_on_error: bool = False,
-        subshell_id: str | None = None,
+        **options: Unpack[ExecuteOptions],
     ) -> ExecutionResult:
         """Run ``code`` and return everything it produced once the kernel is idle again.
 
         ``timeout`` bounds the whole execution (KernelTimeoutError; the kernel is not
-        interrupted). ``raise_on_error`` raises ExecutionError when the code raised.
+        interrupted). ``raise_on_error`` raises ExecutionError when the code raised. The
+        request's own fields (``silent``, ``store_history``, ``user_expressions``,
+        ``stop_on_error``, ``allow_stdin``, ``subshell_id``) are ExecuteOptions.
         """
-        execution = Execution(
-            self.session,
-            code,
-            silent=silent,
-            store_history=store_history,
-            user_expressions=user_expressions,
-            allow_stdin=input is not None if allow_stdin is None else allow_stdin,
-            stop_on_error=stop_on_error,
-            subshell_id=subshell_id,
-        )
+        execution = Execution(self.session, code, answers_input=input is not None, **options)
         if on_output is None:
             self._collect(execution, timeout, input)
         else:

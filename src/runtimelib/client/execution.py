@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ..errors import KernelTimeoutError
 from ..messages import (
@@ -22,9 +22,30 @@ from ..messages import (
 from ..protocol import Session
 from .outputs import ExecutionResult, Output, OutputCollector
 
-__all__ = ["Execution"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["ExecuteOptions", "Execution"]
 
 Action = Literal["input", "skip", "yield"]
+
+
+class ExecuteOptions(TypedDict, total=False):
+    """What an execute request asks besides its code, as both clients' ``execute`` and
+    ``stream`` take it."""
+
+    #: Run without outputs on iopub and without a history entry (default False).
+    silent: bool
+    #: Add the code to the kernel's history (default True).
+    store_history: bool
+    #: Expressions to evaluate after the code, returned in the reply (default none).
+    user_expressions: dict[str, str] | None
+    #: Abort the requests queued behind this one if it fails (default True).
+    stop_on_error: bool
+    #: Whether the code may ask for input (default: whether an input handler was given).
+    allow_stdin: bool | None
+    #: The subshell to run in (default: the main shell).
+    subshell_id: str | None
 
 
 class Execution:
@@ -39,24 +60,26 @@ class Execution:
         session: Session,
         code: str,
         *,
-        silent: bool = False,
-        store_history: bool = True,
-        user_expressions: dict[str, str] | None = None,
-        allow_stdin: bool = False,
-        stop_on_error: bool = True,
-        subshell_id: str | None = None,
+        answers_input: bool = False,
+        **options: Unpack[ExecuteOptions],
     ) -> None:
+        """``answers_input``: whether the caller has an input handler (the default for
+        ``allow_stdin``)."""
+        unknown = sorted(options.keys() - ExecuteOptions.__optional_keys__)
+        if unknown:
+            raise TypeError(f"unexpected execute option {unknown[0]!r}")
+        allow_stdin = options.get("allow_stdin")
         self.request: Message[ExecuteRequest] = session.message(
             ExecuteRequest(
                 code=code,
-                silent=silent,
-                store_history=store_history,
-                user_expressions=user_expressions or {},
-                allow_stdin=allow_stdin,
-                stop_on_error=stop_on_error,
+                silent=options.get("silent", False),
+                store_history=options.get("store_history", True),
+                user_expressions=options.get("user_expressions") or {},
+                allow_stdin=answers_input if allow_stdin is None else allow_stdin,
+                stop_on_error=options.get("stop_on_error", True),
             ),
             channel="shell",
-            subshell_id=subshell_id,
+            subshell_id=options.get("subshell_id"),
         )
         self.reply: ExecuteReply | None = None
         #: Whether the kernel said it was busy with this request (it started running it).
