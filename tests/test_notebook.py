@@ -346,3 +346,9 @@ def test_a_notebook_converted_from_v3_is_filled_in_place() -> None:
     assert execute_notebook(nb) is nb
     assert nb.cells[0].outputs[0].text == "42\n"
     assert nb.metadata.language_info.name == "python"
+
+
+def test_a_misspelt_run_option_fails_before_a_kernel_starts() -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    with pytest.raises(TypeError, match="allow_error"):
+        execute_notebook(nb, allow_error=True)  # type: ignore[call-arg]

@@ -16,9 +16,9 @@ import base64
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union, cast
+from typing import TYPE_CHECKING, Any, TypedDict, Union, cast
 
 import anyio
 import msgspec
@@ -31,11 +31,12 @@ from .notebook_widgets import OutputWidgets
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
+    from typing_extensions import Unpack
 
     from .client import AsyncKernelClient, KernelClient
     from .manager import AsyncKernelManager, KernelManager
 
-__all__ = ["NotebookRun", "execute_notebook", "execute_notebook_async", "read_notebook"]
+__all__ = ["NotebookRun", "RunOptions", "execute_notebook", "execute_notebook_async", "read_notebook"]
 
 #: After a timeout interrupted a cell, how long the kernel has to end it before we give up.
 INTERRUPT_GRACE = 10.0
@@ -397,11 +398,51 @@ def _kernel_arguments(name: str) -> list[str]:
 NotebookSource = Union["NotebookNode", Mapping[str, Any], str, "os.PathLike[str]"]
 
 
-def _prepare(
-    nb_or_path: NotebookSource, cwd: str | os.PathLike[str] | None, **options: Any
-) -> tuple[NotebookRun, str | os.PathLike[str] | None]:
-    nb, folder = read_notebook(nb_or_path)
-    return NotebookRun(nb, **options), cwd or folder
+class RunOptions(TypedDict, total=False):
+    """How a notebook is run and written, as both ``execute_notebook`` twins take it (the
+    keyword arguments of NotebookRun)."""
+
+    #: A cell that raises does not stop the run (default False).
+    allow_errors: bool
+    #: Cells with this tag are not run (default "skip-execution").
+    skip_tag: str
+    #: Join each cell's streams of one name into one output (default False).
+    merge_streams: bool
+    #: Write the cells' execution timestamps into their metadata (default True).
+    record_timing: bool
+    #: Write the widgets' state into the notebook's metadata (default True).
+    store_widget_state: bool
+
+
+class _Driver:
+    """What both ``execute_notebook`` twins do around their I/O: the run, the kernel's name
+    and options, and the order of the cells with the progress callback."""
+
+    def __init__(
+        self,
+        nb_or_path: NotebookSource,
+        kernel_name: str | None,
+        cwd: str | os.PathLike[str] | None,
+        startup_timeout: float,
+        options: RunOptions,
+    ) -> None:
+        nb, folder = read_notebook(nb_or_path)
+        self.run = NotebookRun(nb, **options)
+        name = self.run.kernel_name(kernel_name)
+        self.manager_options: dict[str, Any] = {
+            "kernel_name": name,
+            "cwd": cwd or folder,
+            "startup_timeout": startup_timeout,
+            "extra_arguments": _kernel_arguments(name),
+        }
+
+    def cells(self, on_cell: CellCallback | None) -> Iterator[int]:
+        """The indices of the cells to run, telling ``on_cell`` before each one."""
+        indices = self.run.cells_to_run()
+        for position, index in enumerate(indices):
+            if on_cell is not None:
+                on_cell(position, len(indices), self.run.nb.cells[index])
+            yield index
 
 
 def execute_notebook(
@@ -410,12 +451,9 @@ def execute_notebook(
     *,
     timeout: float | None = None,
     startup_timeout: float = 60.0,
-    allow_errors: bool = False,
     cwd: str | os.PathLike[str] | None = None,
-    skip_tag: str = "skip-execution",
-    merge_streams: bool = False,
-    record_timing: bool = True,
     on_cell: CellCallback | None = None,
+    **options: Unpack[RunOptions],
 ) -> NotebookNode:
     """Run every code cell of a notebook in order on one new kernel; return the notebook.
 
@@ -423,31 +461,17 @@ def execute_notebook(
     notebook's, else the default; it runs in ``cwd``, by default the notebook's folder.
     ``timeout`` (seconds per cell) interrupts a cell that runs longer. A cell that raises stops
     the run with CellExecutionError unless ``allow_errors`` or the cell's ``raises-exception``
-    tag; the notebook keeps the outputs up to that cell either way.
+    tag; the notebook keeps the outputs up to that cell either way. ``on_cell(position,
+    count, cell)`` is called before each cell runs. The other options are RunOptions.
     """
     from .manager import KernelManager
 
-    run, cwd = _prepare(
-        nb_or_path,
-        cwd,
-        allow_errors=allow_errors,
-        skip_tag=skip_tag,
-        merge_streams=merge_streams,
-        record_timing=record_timing,
-    )
-    indices = run.cells_to_run()
-    name = run.kernel_name(kernel_name)
-    with (
-        KernelManager(
-            name, cwd=cwd, startup_timeout=startup_timeout, extra_arguments=_kernel_arguments(name)
-        ) as km,
-        km.client() as kc,
-    ):
+    driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, options)
+    run = driver.run
+    with KernelManager(**driver.manager_options) as km, km.client() as kc:
         kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
         run.set_kernel_info(kc.request(KernelInfoRequest(), timeout=startup_timeout))
-        for position, index in enumerate(indices):
-            if on_cell is not None:
-                on_cell(position, len(indices), run.nb.cells[index])
+        for index in driver.cells(on_cell):
             _run_cell(km, kc, run, index, timeout)
     run.finish()
     return run.nb
@@ -489,37 +513,19 @@ async def execute_notebook_async(
     *,
     timeout: float | None = None,
     startup_timeout: float = 60.0,
-    allow_errors: bool = False,
     cwd: str | os.PathLike[str] | None = None,
-    skip_tag: str = "skip-execution",
-    merge_streams: bool = False,
-    record_timing: bool = True,
     on_cell: CellCallback | None = None,
+    **options: Unpack[RunOptions],
 ) -> NotebookNode:
     """``execute_notebook`` for asyncio and trio."""
     from .manager import AsyncKernelManager
 
-    run, cwd = _prepare(
-        nb_or_path,
-        cwd,
-        allow_errors=allow_errors,
-        skip_tag=skip_tag,
-        merge_streams=merge_streams,
-        record_timing=record_timing,
-    )
-    indices = run.cells_to_run()
-    name = run.kernel_name(kernel_name)
-    async with (
-        AsyncKernelManager(
-            name, cwd=cwd, startup_timeout=startup_timeout, extra_arguments=_kernel_arguments(name)
-        ) as km,
-        km.client() as kc,
-    ):
+    driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, options)
+    run = driver.run
+    async with AsyncKernelManager(**driver.manager_options) as km, km.client() as kc:
         kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
         run.set_kernel_info(await kc.request(KernelInfoRequest(), timeout=startup_timeout))
-        for position, index in enumerate(indices):
-            if on_cell is not None:
-                on_cell(position, len(indices), run.nb.cells[index])
+        for index in driver.cells(on_cell):
             await _run_cell_async(km, kc, run, index, timeout)
     run.finish()
     return run.nb
