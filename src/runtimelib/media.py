@@ -257,16 +257,9 @@ class MimeBundle(Mapping[str, Any]):
         return cls(data, metadata)
 
 
-def bundle_from_object(
-    obj: object,
-    *,
-    include: Collection[str] | None = None,
-    exclude: Collection[str] | None = None,
-) -> MimeBundle:
-    """Build a bundle from any object's display methods: the function form of ``from_object``."""
-    data, metadata, failures = _build(obj, include, exclude)
-    _warn_failures(obj, failures)
-    return MimeBundle(data, metadata)
+#: Build a bundle from any object's display methods: the function form of
+#: ``MimeBundle.from_object``.
+bundle_from_object = MimeBundle.from_object
 
 
 _Failures = list[tuple[str, Exception]]

@@ -36,7 +36,13 @@ if TYPE_CHECKING:
     from .client import AsyncKernelClient, KernelClient
     from .manager import AsyncKernelManager, KernelManager
 
-__all__ = ["NotebookRun", "RunOptions", "execute_notebook", "execute_notebook_async", "read_notebook"]
+__all__ = [
+    "NotebookRun",
+    "RunOptions",
+    "execute_notebook",
+    "execute_notebook_async",
+    "read_notebook",
+]
 
 #: After a timeout interrupted a cell, how long the kernel has to end it before we give up.
 INTERRUPT_GRACE = 10.0

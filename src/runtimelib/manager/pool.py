@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -16,13 +16,16 @@ from .blocking import KernelManager
 __all__ = ["AsyncMultiKernelManager", "MultiKernelManager"]
 
 
-class AsyncMultiKernelManager:
-    """Kernels by id, for async code; leaving ``async with`` shuts them all down."""
+M = TypeVar("M", AsyncKernelManager, KernelManager)
+
+
+class _Pool(Generic[M]):
+    """Both pools' table of kernels by id."""
 
     def __init__(self, **defaults: Any) -> None:
-        #: Keyword arguments every AsyncKernelManager gets unless a start call overrides them.
+        #: Keyword arguments every kernel manager gets unless a start call overrides them.
         self.defaults = defaults
-        self.kernels: dict[str, AsyncKernelManager] = {}
+        self.kernels: dict[str, M] = {}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.kernels)
@@ -33,12 +36,16 @@ class AsyncMultiKernelManager:
     def __contains__(self, kernel_id: object) -> bool:
         return kernel_id in self.kernels
 
-    def get(self, kernel_id: str) -> AsyncKernelManager:
+    def get(self, kernel_id: str) -> M:
         """The manager of a kernel by id."""
         try:
             return self.kernels[kernel_id]
         except KeyError:
             raise NoSuchKernelError(f"no kernel with id {kernel_id!r} in this pool") from None
+
+
+class AsyncMultiKernelManager(_Pool[AsyncKernelManager]):
+    """Kernels by id, for async code; leaving ``async with`` shuts them all down."""
 
     async def start_kernel(self, kernel_name: str | None = None, **kwargs: Any) -> str:
         """Start one kernel and return its id (it joins the pool once ready)."""
@@ -96,29 +103,8 @@ class AsyncMultiKernelManager:
             await self.shutdown_all()
 
 
-class MultiKernelManager:
+class MultiKernelManager(_Pool[KernelManager]):
     """Kernels by id, for blocking code; leaving ``with`` shuts them all down."""
-
-    def __init__(self, **defaults: Any) -> None:
-        #: Keyword arguments every KernelManager gets unless a start call overrides them.
-        self.defaults = defaults
-        self.kernels: dict[str, KernelManager] = {}
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.kernels)
-
-    def __len__(self) -> int:
-        return len(self.kernels)
-
-    def __contains__(self, kernel_id: object) -> bool:
-        return kernel_id in self.kernels
-
-    def get(self, kernel_id: str) -> KernelManager:
-        """The manager of a kernel by id."""
-        try:
-            return self.kernels[kernel_id]
-        except KeyError:
-            raise NoSuchKernelError(f"no kernel with id {kernel_id!r} in this pool") from None
 
     def start_kernel(self, kernel_name: str | None = None, **kwargs: Any) -> str:
         """Start one kernel and return its id (it joins the pool once ready)."""

@@ -185,25 +185,29 @@ def _find_delimiter(frames: Sequence[Buffer]) -> int:
         raise FramingError("no <IDS|MSG> delimiter in the frames") from None
 
 
-def _decode_header(raw: bytes, what: str, problems: list[str]) -> Header:
+def _exact_header(raw: bytes, what: str) -> Header | None:
+    """The header when it decodes exactly as one (the fast path), None when it is JSON of
+    another shape, to be salvaged field by field."""
     try:
         return _HEADER_DECODER.decode(raw)
     except msgspec.ValidationError:
-        pass
+        return None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MessageDecodeError(f"{what} is not valid UTF-8 JSON: {exc}") from exc
-    header, found = salvage(Header, decode_object(raw, what), what)
-    problems.extend(found)
+
+
+def _decode_header(raw: bytes, what: str, problems: list[str]) -> Header:
+    header = _exact_header(raw, what)
+    if header is None:
+        header, found = salvage(Header, decode_object(raw, what), what)
+        problems.extend(found)
     return header
 
 
 def _decode_parent(raw: bytes, problems: list[str]) -> Header | None:
-    try:
-        return _HEADER_DECODER.decode(raw)
-    except msgspec.ValidationError:
-        pass
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise MessageDecodeError(f"parent_header is not valid UTF-8 JSON: {exc}") from exc
+    header = _exact_header(raw, "parent_header")
+    if header is not None:
+        return header
     value = decode_object_or_null(raw)
     if not value:  # {} with whitespace, or null: no parent
         return None
