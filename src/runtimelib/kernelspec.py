@@ -209,33 +209,41 @@ class KernelSpec(msgspec.Struct, kw_only=True, frozen=True):
                     best = (area, path)
         return None if best is None else best[1]
 
-    def launch_problem(self) -> str | None:
-        """Why this spec cannot be started as a local command, if it cannot: it names a
-        kernel provisioner other than jupyter_client's local one, it is an Enterprise Gateway
-        spec (a ``process_proxy``), or its command has placeholders only such launchers fill
-        (``{response_address}``). None if it can."""
-        where = f"kernelspec {self.name!r}"
-        proxy = self.metadata.get("process_proxy")
-        if isinstance(proxy, dict) and proxy.get("class_name"):
-            return (
-                f"{where} is for Enterprise Gateway (process_proxy {proxy['class_name']}):"
-                " start it through a gateway"
-            )
+    @property
+    def provisioner(self) -> str | None:
+        """The jupyter_client kernel provisioner that must start this kernel, if the spec
+        names one other than jupyter_client's local one (which is a plain local launch)."""
         provisioner = self.metadata.get("kernel_provisioner")
         if isinstance(provisioner, dict):
             name = provisioner.get("provisioner_name")
             if isinstance(name, str) and name and name != _LOCAL_PROVISIONER:
-                installed = _provisioner_package(name)
-                where_from = (
-                    f"it comes from {installed}, installed here"
-                    if installed
-                    else "it is not installed here: pip install the package that provides it"
-                )
-                return (
-                    f"{where} is launched by the kernel provisioner {name!r}, which runtimelib"
-                    " does not run: start it with jupyter_client or a Jupyter Server"
-                    f" ({where_from})"
-                )
+                return name
+        return None
+
+    def gateway_problem(self) -> str | None:
+        """Why no launcher here can start this spec, if it is an Enterprise Gateway spec (a
+        ``process_proxy``): only a gateway can."""
+        proxy = self.metadata.get("process_proxy")
+        if isinstance(proxy, dict) and proxy.get("class_name"):
+            return (
+                f"kernelspec {self.name!r} is for Enterprise Gateway (process_proxy"
+                f" {proxy['class_name']}): start it through a gateway"
+            )
+        return None
+
+    def launch_problem(self) -> str | None:
+        """Why this spec cannot be started as a local command, if it cannot: it is an
+        Enterprise Gateway spec, it names a kernel provisioner (which must start it), or its
+        command has placeholders only such launchers fill (``{response_address}``). None if
+        it can."""
+        if (problem := self.gateway_problem()) is not None:
+            return problem
+        where = f"kernelspec {self.name!r}"
+        if self.provisioner is not None:
+            return (
+                f"{where} is launched by the kernel provisioner {self.provisioner!r}, not as a"
+                " local command"
+            )
         unknown = sorted({m for arg in self.argv for m in _ANY_PLACEHOLDER_RE.findall(arg)})
         unknown = [m for m in unknown if m not in _PLACEHOLDERS]
         if unknown:
@@ -536,14 +544,3 @@ def remove_kernelspec(name: str) -> Path:
         raise KernelSpecError(f"cannot remove kernelspec {path}: {exc}") from exc
     logger.info("Removed kernelspec %s from %s", key, path)
     return path
-
-
-def _provisioner_package(name: str) -> str | None:
-    """The distribution that registers kernel provisioner ``name``, if one is installed."""
-    from importlib.metadata import entry_points
-
-    for entry in entry_points(group="jupyter_client.kernel_provisioners"):
-        if entry.name == name:
-            dist = entry.dist
-            return dist.name if dist is not None else entry.value
-    return None

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
         locate_running_kernel,
         prune_stale_kernels,
     )
-    from .launcher import Launcher, LaunchPlan, LocalLauncher
+    from .launcher import LaunchedKernel, Launcher, LaunchPlan, LocalLauncher
     from .pool import AsyncMultiKernelManager, MultiKernelManager
     from .process import KernelProcess
+    from .provisioners import ProvisionedKernel, ProvisionerLauncher
     from .running import (
         KernelStopped,
         interrupt_running_kernel,
@@ -39,9 +40,12 @@ __all__ = [
     "KernelProcess",
     "KernelStopped",
     "LaunchPlan",
+    "LaunchedKernel",
     "Launcher",
     "LocalLauncher",
     "MultiKernelManager",
+    "ProvisionedKernel",
+    "ProvisionerLauncher",
     "Pruned",
     "RunningKernel",
     "find_running_kernel",
@@ -63,9 +67,12 @@ __getattr__, __dir__ = lazy_exports(
         "KernelProcess": "process",
         "KernelStopped": "running",
         "LaunchPlan": "launcher",
+        "LaunchedKernel": "launcher",
         "Launcher": "launcher",
         "LocalLauncher": "launcher",
         "MultiKernelManager": "pool",
+        "ProvisionedKernel": "provisioners",
+        "ProvisionerLauncher": "provisioners",
         "Pruned": "discovery",
         "RunningKernel": "discovery",
         "find_running_kernel": "discovery",

@@ -16,7 +16,7 @@ from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError,
 from ..messages import InterruptReply, InterruptRequest
 from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel, Farewell
 from .base import FAREWELL_SECONDS, ManagerBase, log
-from .process import KernelProcess
+from .launcher import LaunchedKernel
 
 __all__ = ["AsyncKernelManager"]
 
@@ -56,7 +56,7 @@ class AsyncKernelManager(ManagerBase):
             attempt += 1
             process = self._launch(new_ports=True)
 
-    async def _wait_ready(self, process: KernelProcess) -> None:
+    async def _wait_ready(self, process: LaunchedKernel) -> None:
         assert self.connection_info is not None
         session = self._session()
         readiness = Readiness(session)
@@ -216,7 +216,7 @@ class AsyncKernelManager(ManagerBase):
         if self.process is not None:
             await self._stop(self.process, graceful=not now)
 
-    async def _ask_to_stop(self, process: KernelProcess, *, restart: bool) -> None:
+    async def _ask_to_stop(self, process: LaunchedKernel, *, restart: bool) -> None:
         """Interrupt the kernel and send it a shutdown_request, to this process only."""
         if not process.is_alive() or self.connection_info is None:
             return
@@ -228,7 +228,7 @@ class AsyncKernelManager(ManagerBase):
 
     async def _stop(
         self,
-        process: KernelProcess,
+        process: LaunchedKernel,
         *,
         graceful: bool,
         restart: bool = False,

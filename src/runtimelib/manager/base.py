@@ -19,8 +19,8 @@ from ..errors import ConnectionFileError, KernelLaunchError, KernelTimeoutError
 from ..kernelspec import KernelSpec, default_kernel_name, find_kernelspec
 from ..messages import Content, InterruptRequest, KernelInfoReply, ShutdownRequest
 from ..protocol import Session
-from .launcher import Launcher, LaunchPlan, LocalLauncher
-from .process import KernelProcess, OutputMode
+from .launcher import LaunchedKernel, Launcher, LaunchPlan, launcher_for
+from .process import OutputMode
 from .record import ProcessRecord
 
 __all__ = ["ManagerBase", "runtime_dir"]
@@ -78,8 +78,9 @@ class ManagerBase:
         self.output = output
         #: Appended to the kernelspec's command (``--HistoryManager.hist_file=:memory:``, say).
         self.extra_arguments = list(extra_arguments)
-        #: What starts the kernel (a local process by default; see launcher.py).
-        self.launcher: Launcher = launcher if launcher is not None else LocalLauncher()
+        #: What starts the kernel; by default the one its kernelspec asks for (a local
+        #: process, or the spec's kernel provisioner; see launcher.py).
+        self.launcher: Launcher | None = launcher
         #: The address (tcp, default 127.0.0.1) or the socket path prefix (ipc, default
         #: ``kernel-ipc-<id>`` in the runtime dir: absolute, so a kernel started in another
         #: folder finds it, and removed with the kernel).
@@ -94,7 +95,7 @@ class ManagerBase:
         self.connection_info: ConnectionInfo | None = connection_info
         self.connection_file: Path | None = None
         self.kernel_info: KernelInfoReply | None = None
-        self.process: KernelProcess | None = None
+        self.process: LaunchedKernel | None = None
         #: Restart a kernel that dies on its own, at most ``restart_limit`` times in a row; a
         #: kernel that ran ``stable_start_time`` seconds before dying gets a fresh budget.
         self.auto_restart = auto_restart
@@ -128,10 +129,11 @@ class ManagerBase:
         """The kernel's process id, while it has one."""
         return self.process.pid if self.process is not None else None
 
-    def _launch(self, *, new_ports: bool = False) -> KernelProcess:
+    def _launch(self, *, new_ports: bool = False) -> LaunchedKernel:
         """Write the connection file and spawn the kernel (not yet ready)."""
         spec = self.spec
-        problem = self.launcher.refuses(spec)
+        launcher = self.launcher if self.launcher is not None else launcher_for(spec)
+        problem = launcher.refuses(spec)
         if problem is not None:
             raise KernelLaunchError(problem)
         if self.connection_info is None or new_ports:
@@ -160,17 +162,21 @@ class ManagerBase:
             cwd=self.cwd,
             output=self.output,
             guard=self.guard,
+            extra_arguments=self.extra_arguments,
         )
         try:
-            self.process = self.launcher.launch(plan)
+            self.process = launcher.launch(plan)
         except KernelLaunchError:
             self._remove_connection_file()
             raise
-        # Who runs the kernel, for whoever must stop it after this process is gone.
-        record = ProcessRecord.of(
-            self.process.pid, independent=self.independent, restarts=self.auto_restart
-        )
-        self.connection_info = record.attach(self.connection_info)
+        if self.process.connection_info is not None:
+            self.connection_info = self.process.connection_info
+        if self.process.pid is not None:
+            # Who runs the kernel, for whoever must stop it after this process is gone.
+            record = ProcessRecord.of(
+                self.process.pid, independent=self.independent, restarts=self.auto_restart
+            )
+            self.connection_info = record.attach(self.connection_info)
         try:
             self.connection_info.write(self.connection_file)
         except ConnectionFileError:
@@ -204,19 +210,19 @@ class ManagerBase:
         assert self.connection_info is not None
         return Session(self.connection_info.key_bytes, self.connection_info.signature_scheme)
 
-    def _launch_failed(self, process: KernelProcess, why: str) -> KernelLaunchError:
+    def _launch_failed(self, process: LaunchedKernel, why: str) -> KernelLaunchError:
         tail = process.output_tail().strip()
         detail = f"\n--- kernel output (last lines) ---\n{tail}" if tail else ""
         return KernelLaunchError(f"kernel {self.kernel_name!r} {why}{detail}")
 
-    def _exited_during_startup(self, process: KernelProcess) -> KernelLaunchError:
+    def _exited_during_startup(self, process: LaunchedKernel) -> KernelLaunchError:
         return self._launch_failed(process, f"exited during startup with code {process.returncode}")
 
-    def _startup_timed_out(self, process: KernelProcess) -> KernelTimeoutError:
+    def _startup_timed_out(self, process: LaunchedKernel) -> KernelTimeoutError:
         error = self._launch_failed(process, f"was not ready in {self.startup_timeout} s")
         return KernelTimeoutError(str(error))
 
-    def _try_other_ports(self, process: KernelProcess, attempt: int) -> bool:
+    def _try_other_ports(self, process: LaunchedKernel, attempt: int) -> bool:
         """Whether to start again on new ports a kernel that exited during startup.
 
         Ports are picked free, written to the connection file, and bound by the kernel a
@@ -233,7 +239,7 @@ class ManagerBase:
         process.release()
         return True
 
-    def _replaced_too_soon(self, process: KernelProcess) -> KernelProcess:
+    def _replaced_too_soon(self, process: LaunchedKernel) -> LaunchedKernel:
         """Start the kernel once more after a restart's new kernel exited during startup.
 
         A restart spawns the new kernel before the old one has stopped: a kernel spends most
@@ -294,7 +300,7 @@ class ManagerBase:
                 stacklevel=2,
             )
 
-    def _farewell(self, process: KernelProcess, *, restart: bool) -> list[Content]:
+    def _farewell(self, process: LaunchedKernel, *, restart: bool) -> list[Content]:
         """What to send the kernel on control to stop it: a shutdown_request, after an
         interrupt, as jupyter_client does, so a cell still running does not hold the shutdown
         up. Signal-mode kernels get SIGINT here; message-mode ones an interrupt_request first.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError, TransportError
 from .base import FAREWELL_SECONDS, ManagerBase, log
-from .process import KernelProcess
+from .launcher import LaunchedKernel
 
 if TYPE_CHECKING:
     from ..client.blocking import KernelClient
@@ -68,13 +68,13 @@ class KernelManager(ManagerBase):
                 process = self._launch(new_ports=True)
             self._watch(process)
 
-    def _watch(self, process: KernelProcess) -> None:
+    def _watch(self, process: LaunchedKernel) -> None:
         thread = threading.Thread(
             target=self._monitor, args=(process,), name="runtimelib-kernel-monitor", daemon=True
         )
         thread.start()
 
-    def _monitor(self, process: KernelProcess) -> None:
+    def _monitor(self, process: LaunchedKernel) -> None:
         """Restart the kernel if it dies and ``auto_restart`` allows, else report its death."""
         process.wait_exit()
         with self._lock:
@@ -98,7 +98,7 @@ class KernelManager(ManagerBase):
             self._cleanup()
         self._notify(self.on_death, code)
 
-    def _wait_ready(self, process: KernelProcess) -> None:
+    def _wait_ready(self, process: LaunchedKernel) -> None:
         import zmq
 
         from ..client.readiness import Readiness
@@ -222,7 +222,7 @@ class KernelManager(ManagerBase):
             if self.process is not None:
                 self._stop(self.process, graceful=not now)
 
-    def _ask_to_stop(self, process: KernelProcess, *, restart: bool) -> None:
+    def _ask_to_stop(self, process: LaunchedKernel, *, restart: bool) -> None:
         """Interrupt the kernel and send it a shutdown_request, to this process only."""
         if not process.is_alive() or self.connection_info is None:
             return
@@ -236,7 +236,7 @@ class KernelManager(ManagerBase):
 
     def _stop(
         self,
-        process: KernelProcess,
+        process: LaunchedKernel,
         *,
         graceful: bool,
         restart: bool = False,

@@ -102,6 +102,9 @@ atexit.register(_GUARD.close)
 class KernelProcess:
     """A running kernel process, leader of its own process group."""
 
+    #: It listens where its manager's connection file says (see launcher.LaunchedKernel).
+    connection_info: None = None
+
     def __init__(
         self,
         argv: Sequence[str],
