@@ -25,7 +25,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = [
     "EXIT_ERROR",
@@ -103,6 +103,47 @@ def _directory(text: str) -> str:
     return text
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps a public record of its option strings and subcommands,
+    which the completion scripts are built from."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: Every option string, in the order added (``-h``, ``--help`` first).
+        self.options: list[str] = []
+        #: The subcommands by name, once ``add_subparsers`` was called.
+        self.commands: dict[str, CommandParser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options.extend(action.option_strings)
+        return action
+
+    def add_mutually_exclusive_group(self, **kwargs: Any) -> Any:
+        group = super().add_mutually_exclusive_group(**kwargs)
+        add = group.add_argument
+
+        def recorded(*args: Any, **kw: Any) -> argparse.Action:
+            action = add(*args, **kw)
+            self.options.extend(action.option_strings)
+            return action
+
+        setattr(group, "add_argument", recorded)  # noqa: B010 (a method, replaced)
+        return group
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        commands = super().add_subparsers(**kwargs)
+        add = commands.add_parser
+
+        def recorded(name: str, **kw: Any) -> CommandParser:
+            parser: CommandParser = add(name, **kw)
+            self.commands[name] = parser
+            return parser
+
+        setattr(commands, "add_parser", recorded)  # noqa: B010 (a method, replaced)
+        return commands
+
+
 def _code_source(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("-c", "--code", help="the code to run")
@@ -134,9 +175,9 @@ def _kernel_option(parser: argparse.ArgumentParser, *, existing: bool = True) ->
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     """The command line, with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="runtimelib",
         description="Run code and notebooks on Jupyter kernels, and manage running kernels.",
         epilog=_EPILOG,
@@ -145,8 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, summary: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=summary, description=summary, epilog=_EPILOG)
+    def add(name: str, summary: str) -> CommandParser:
+        sub: CommandParser = commands.add_parser(
+            name, help=summary, description=summary, epilog=_EPILOG
+        )
+        return sub
 
     kernels = add("kernels", "list, install and remove kernelspecs")
     kernels.add_argument("--json", action="store_true", help="print JSON")

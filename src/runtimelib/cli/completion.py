@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from . import build_parser
 
 __all__ = ["script"]
@@ -14,15 +12,7 @@ _ID_COMMANDS = ("exec", "interrupt", "restart", "stop")
 
 
 def _commands() -> dict[str, list[str]]:
-    parser = build_parser()
-    found: dict[str, list[str]] = {}
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                found[name] = sorted(
-                    option for sub_action in sub._actions for option in sub_action.option_strings
-                )
-    return found
+    return {name: sorted(sub.options) for name, sub in build_parser().commands.items()}
 
 
 def script(shell: str) -> str:
