@@ -35,7 +35,6 @@ from .comms import CommManager
 from .execution import ExecuteOptions, Execution
 from .inboxes import AsyncInbox
 from .outputs import ExecutionResult, Output
-from .readiness import Readiness
 from .requests import expect
 from .routing import RECONNECT_WAIT, Router
 
@@ -284,46 +283,15 @@ class AsyncKernelClient:
         await self._settle(deadline)
         return await self._ready(deadline)
 
-    async def _ready(self, deadline: float, *, new_kernel: bool = False) -> KernelInfoReply:
-        """kernel_info until a reply comes and iopub is heard. For a ``new_kernel`` (after a
-        restart) only its own iopub counts: a late message of the old one proves nothing."""
-        received = list(self.router.backlog)
-        readiness = Readiness(self.session, new_kernel=new_kernel, received=received)
-        current: list[AsyncInbox] = []
+    # The shared loops' primitives (see requests.py).
+    _ready = requests.ready
+    _post = _send
 
-        def watch(message: Message[Content]) -> None:
-            if readiness.heard_unasked(message):
-                for inbox in current:
-                    inbox.put(message)
+    def _clock(self) -> float:
+        return anyio.current_time()
 
-        self.router.listeners.append(watch)
-        try:
-            while not readiness.ready:
-                request = readiness.request()
-                inbox = AsyncInbox()
-                self.router.open(request.msg_id, inbox)
-                current.append(inbox)
-                try:
-                    await self._send(request)
-                    # Ask again every so often: a kernel without iopub_welcome shows that iopub
-                    # is live only by the status messages each request makes it publish.
-                    resend = min(deadline, anyio.current_time() + readiness.resend_after)
-                    while not readiness.ready:
-                        try:
-                            message = await inbox.get(resend)
-                        except KernelTimeoutError:
-                            if anyio.current_time() >= deadline:
-                                raise
-                            break
-                        readiness.feed(message)
-                finally:
-                    current.clear()
-                    self.router.close(request.msg_id)
-                    inbox.close()
-        finally:
-            self.router.listeners.remove(watch)
-        assert readiness.reply is not None
-        return readiness.reply
+    def _inbox(self) -> AsyncInbox:
+        return AsyncInbox()
 
     # -- execution ------------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from .comms import CommManager
 from .execution import ExecuteOptions, Execution
 from .inboxes import ExecutionSink, ThreadInbox
 from .outputs import ExecutionResult, Output
-from .readiness import Readiness
 from .requests import expect, run_now
 from .routing import RECONNECT_WAIT, Router
 
@@ -301,43 +300,17 @@ class KernelClient:
         self._settle(deadline)
         return self._ready(deadline)
 
-    def _ready(self, deadline: float, *, new_kernel: bool = False) -> KernelInfoReply:
-        """kernel_info until a reply comes and iopub is heard. For a ``new_kernel`` (after a
-        restart) only its own iopub counts: a late message of the old one proves nothing."""
-        received = list(self.router.backlog)
-        readiness = Readiness(self.session, new_kernel=new_kernel, received=received)
-        current: list[ThreadInbox] = []
+    # The shared loops' primitives (see requests.py): they block instead of suspending.
+    _ready = run_now(requests.ready)
 
-        def watch(message: Message[Content]) -> None:
-            if readiness.heard_unasked(message):
-                for inbox in current:
-                    inbox.put(message)
+    def _clock(self) -> float:
+        return time.monotonic()
 
-        self.router.listeners.append(watch)
-        try:
-            while not readiness.ready:
-                request = readiness.request()
-                inbox = ThreadInbox(self._wait)
-                self.router.open(request.msg_id, inbox)
-                current.append(inbox)
-                try:
-                    self.send(request)
-                    resend = min(deadline, time.monotonic() + readiness.resend_after)
-                    while not readiness.ready:
-                        try:
-                            message = inbox.get(resend)
-                        except KernelTimeoutError:
-                            if time.monotonic() >= deadline:
-                                raise
-                            break
-                        readiness.feed(message)
-                finally:
-                    current.clear()
-                    self.router.close(request.msg_id)
-        finally:
-            self.router.listeners.remove(watch)
-        assert readiness.reply is not None
-        return readiness.reply
+    def _inbox(self) -> ThreadInbox:
+        return ThreadInbox(self._wait)
+
+    async def _post(self, message: Message[Any]) -> None:
+        self.send(message)
 
     # -- execution ------------------------------------------------------------------------------
 

@@ -64,6 +64,9 @@ class AsyncInbox:
             raise item
         return item
 
+    #: The name the loops both clients share use (requests.py).
+    take = get
+
     def raise_failure(self) -> None:
         """Raise the error that ended the request, if one did."""
         for item in self._items:
@@ -111,6 +114,14 @@ class ThreadInbox:
             if isinstance(item, BaseException):
                 raise item
             return item
+
+    async def take(self, deadline: float) -> Message[Content]:
+        """``get`` as a coroutine that blocks instead of suspending, for the loops both
+        clients share (requests.py)."""
+        return self.get(deadline)
+
+    def close(self) -> None:
+        """Nothing to release (the async inbox has a stream to close)."""
 
 
 class ExecutionSink:

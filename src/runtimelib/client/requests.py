@@ -1,10 +1,11 @@
-"""The typed requests, each written once for both clients.
+"""What both clients do, written once: the typed requests and the wait for readiness.
 
 A typed request builds its content, asks the kernel through the client's ``_reply`` and
-shapes the answer. Each one is a coroutine function here. AsyncKernelClient takes them as
-they are: its ``_reply`` awaits the kernel. KernelClient takes them through ``run_now``: its
-``_reply`` blocks in the calling thread instead of suspending, so the coroutine finishes on
-its first step, and ``run_now`` hands back the value as a plain call would.
+shapes the answer. Each one is a coroutine function here, as is ``ready``. AsyncKernelClient
+takes them as they are: its primitives (``_reply``, ``_post``, an inbox's ``take``) await the
+kernel. KernelClient takes them through ``run_now``: its primitives block in the calling
+thread instead of suspending, so the coroutine finishes on its first step, and ``run_now``
+hands back the value as a plain call would.
 
 Why not two copies, or a generated twin: the copies drifted (defaults, error checks) before
 they were merged; a generator would be one more tool for the reader to trust. Why not a
@@ -17,7 +18,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from ..errors import RemoteProtocolError
+from ..errors import KernelTimeoutError, RemoteProtocolError
 from ..messages import (
     CommInfoReply,
     CommInfoRequest,
@@ -42,12 +43,16 @@ from ..messages import (
     KernelInfoRequest,
     ListSubshellReply,
     ListSubshellRequest,
+    Message,
     ShutdownReply,
     ShutdownRequest,
 )
+from ..protocol import Session
 from .outputs import subshell_id, succeeded
+from .readiness import Readiness
+from .routing import Router
 
-__all__ = ["Asker", "expect", "run_now"]
+__all__ = ["Asker", "Engine", "expect", "ready", "run_now"]
 
 R = TypeVar("R", bound=Content)
 T = TypeVar("T")
@@ -59,6 +64,35 @@ class Asker(Protocol):
     content, checked to be of ``reply_type``."""
 
     async def _reply(self, content: Content, reply_type: type[R], timeout: float | None) -> R:
+        raise NotImplementedError
+
+
+class Inbox(Protocol):
+    """Where one request's messages wait for its caller."""
+
+    def put(self, item: Message[Content] | BaseException) -> None: ...
+
+    async def take(self, deadline: float) -> Message[Content]: ...
+
+    def close(self) -> None: ...
+
+
+class Engine(Asker, Protocol):
+    """A client, as ``ready`` sees it: its router and session, and its I/O primitives."""
+
+    router: Router
+    session: Session
+
+    def _clock(self) -> float:
+        """Now, on the clock deadlines are on."""
+        raise NotImplementedError
+
+    def _inbox(self) -> Inbox:
+        """A new inbox for one request's messages."""
+        raise NotImplementedError
+
+    async def _post(self, message: Message[Any]) -> None:
+        """Send a message on its channel."""
         raise NotImplementedError
 
 
@@ -173,3 +207,45 @@ async def delete_subshell(self: Asker, subshell_id: str, *, timeout: float | Non
     request = DeleteSubshellRequest(subshell_id=subshell_id)
     reply = await self._reply(request, DeleteSubshellReply, timeout)
     succeeded(reply, f"delete subshell {subshell_id}")
+
+
+async def ready(self: Engine, deadline: float, *, new_kernel: bool = False) -> KernelInfoReply:
+    """kernel_info until a reply comes and iopub is heard (Readiness decides). For a
+    ``new_kernel`` (after a restart) only its own iopub counts: a late message of the old one
+    proves nothing."""
+    readiness = Readiness(self.session, new_kernel=new_kernel, received=list(self.router.backlog))
+    current: list[Inbox] = []
+
+    def watch(message: Message[Content]) -> None:
+        if readiness.heard_unasked(message):
+            for inbox in current:
+                inbox.put(message)
+
+    self.router.listeners.append(watch)
+    try:
+        while not readiness.ready:
+            request = readiness.request()
+            inbox = self._inbox()
+            self.router.open(request.msg_id, inbox)
+            current.append(inbox)
+            try:
+                await self._post(request)
+                # Ask again every so often: a kernel without iopub_welcome shows that iopub
+                # is live only by the status messages each request makes it publish.
+                resend = min(deadline, self._clock() + readiness.resend_after)
+                while not readiness.ready:
+                    try:
+                        message = await inbox.take(resend)
+                    except KernelTimeoutError:
+                        if self._clock() >= deadline:
+                            raise
+                        break
+                    readiness.feed(message)
+            finally:
+                current.clear()
+                self.router.close(request.msg_id)
+                inbox.close()
+    finally:
+        self.router.listeners.remove(watch)
+    assert readiness.reply is not None
+    return readiness.reply
