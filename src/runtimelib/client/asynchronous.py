@@ -15,18 +15,8 @@ from anyio.abc import TaskGroup
 
 from ..connection import ConnectionInfo
 from ..deadlines import deadline_after
-from ..errors import (
-    KernelDiedError,
-    KernelTimeoutError,
-    RuntimelibError,
-    TransportError,
-)
-from ..messages import (
-    Content,
-    InputRequest,
-    KernelInfoReply,
-    Message,
-)
+from ..errors import KernelDiedError, KernelTimeoutError, RuntimelibError, TransportError
+from ..messages import Content, InputRequest, KernelInfoReply, Message
 from ..protocol import DEFAULT_MAX_FRAME_SIZE, Session
 from ..transports.base import AsyncTransport
 from ..transports.zmq import ZmqAsyncTransport

@@ -12,18 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..connection import ConnectionInfo
 from ..deadlines import deadline_after, time_left
-from ..errors import (
-    KernelDiedError,
-    KernelTimeoutError,
-    RuntimelibError,
-    TransportError,
-)
-from ..messages import (
-    Content,
-    InputRequest,
-    KernelInfoReply,
-    Message,
-)
+from ..errors import KernelDiedError, KernelTimeoutError, RuntimelibError, TransportError
+from ..messages import Content, InputRequest, KernelInfoReply, Message
 from ..protocol import DEFAULT_MAX_FRAME_SIZE, Session
 from ..transports.base import Transport
 from ..transports.zmq import ZmqTransport

@@ -60,11 +60,10 @@ class AsyncKernelManager(ManagerBase):
         assert self.connection_info is not None
         session = self._session()
         readiness = Readiness(session)
-        iopub = AsyncChannel.connect(
-            self.connection_info, "iopub", session=session, reconnect_ms=STARTUP_RECONNECT_MS
-        )
-        shell = AsyncChannel.connect(
-            self.connection_info, "shell", session=session, reconnect_ms=STARTUP_RECONNECT_MS
+        info = self.connection_info
+        iopub, shell = (
+            AsyncChannel.connect(info, name, session=session, reconnect_ms=STARTUP_RECONNECT_MS)
+            for name in ("iopub", "shell")
         )
         heard = anyio.Event()
         answered = anyio.Event()

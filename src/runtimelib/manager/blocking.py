@@ -107,11 +107,10 @@ class KernelManager(ManagerBase):
         assert self.connection_info is not None
         session = self._session()
         readiness = Readiness(session)
-        iopub = Channel.connect(
-            self.connection_info, "iopub", session=session, reconnect_ms=STARTUP_RECONNECT_MS
-        )
-        shell = Channel.connect(
-            self.connection_info, "shell", session=session, reconnect_ms=STARTUP_RECONNECT_MS
+        info = self.connection_info
+        iopub, shell = (
+            Channel.connect(info, name, session=session, reconnect_ms=STARTUP_RECONNECT_MS)
+            for name in ("iopub", "shell")
         )
         poller = zmq.Poller()
         poller.register(iopub.socket, zmq.POLLIN)
