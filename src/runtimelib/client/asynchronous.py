@@ -16,7 +16,7 @@ from anyio.abc import TaskGroup
 from ..connection import ConnectionInfo
 from ..deadlines import deadline_after
 from ..errors import KernelDiedError, KernelTimeoutError, RuntimelibError, TransportError
-from ..messages import Content, InputRequest, KernelInfoReply, Message
+from ..messages import Content, KernelInfoReply, Message
 from ..protocol import DEFAULT_MAX_FRAME_SIZE, Session
 from ..transports.base import AsyncTransport
 from ..transports.zmq import ZmqAsyncTransport
@@ -303,44 +303,10 @@ class AsyncKernelClient:
         async for message in self._run(execution, timeout, input):
             yield message
 
-    async def _run(
-        self, execution: Execution, timeout: float | None, input: InputHandler | None
-    ) -> AsyncIterator[Message[Content]]:
-        inbox = AsyncInbox()
-        deadline = deadline_after(timeout, anyio.current_time())
-        await self._settle(deadline)
-        self.router.open(execution.msg_id, inbox)
-        try:
-            await self._send_request(execution.request, inbox, deadline)
-            while not execution.done:
-                try:
-                    message = await inbox.get(deadline)
-                except KernelTimeoutError:
-                    raise execution.timed_out(timeout) from None
-                action = execution.classify(message)
-                if action == "input":
-                    await self._answer_input(execution, message, input)
-                elif action == "yield":
-                    yield message
-        finally:
-            self.router.close(execution.msg_id)
-            inbox.close()
-        execution.raise_input_error()
-
-    async def _answer_input(
-        self, execution: Execution, message: Message[Content], handler: InputHandler | None
-    ) -> None:
-        content = message.content
-        assert isinstance(content, InputRequest)
-        answer: object = ""
-        if handler is not None:
-            try:
-                answer = handler(content.prompt, content.password)
-                if isawaitable(answer):
-                    answer = await answer
-            except Exception as exc:
-                answer = exc
-        await self._send(execution.input_reply(self.session, message, answer))
+    _run = requests.run
+    _answer_input = requests.answer_input
+    _settled = _settle
+    _post_request = _send_request
 
     async def execute(
         self,

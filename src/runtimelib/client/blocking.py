@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..connection import ConnectionInfo
 from ..deadlines import deadline_after, time_left
-from ..errors import KernelDiedError, KernelTimeoutError, RuntimelibError, TransportError
-from ..messages import Content, InputRequest, KernelInfoReply, Message
+from ..errors import KernelDiedError, RuntimelibError, TransportError
+from ..messages import Content, KernelInfoReply, Message
 from ..protocol import DEFAULT_MAX_FRAME_SIZE, Session
 from ..transports.base import Transport
 from ..transports.zmq import ZmqTransport
@@ -22,7 +22,7 @@ from .comms import CommManager
 from .execution import ExecuteOptions, Execution
 from .inboxes import ExecutionSink, ThreadInbox
 from .outputs import ExecutionResult, Output
-from .requests import expect, run_now
+from .requests import expect, iterate_now, run_now
 from .routing import RECONNECT_WAIT, Router
 
 if TYPE_CHECKING:
@@ -316,41 +316,14 @@ class KernelClient:
         execution = Execution(self.session, code, answers_input=input is not None, **options)
         return self._run(execution, timeout, input)
 
-    def _run(
-        self, execution: Execution, timeout: float | None, input: InputHandler | None
-    ) -> Iterator[Message[Content]]:
-        inbox = ThreadInbox(self._wait)
-        deadline = deadline_after(timeout, time.monotonic())
-        self._settle(deadline)
-        self.router.open(execution.msg_id, inbox)
-        try:
-            self.send(execution.request)
-            while not execution.done:
-                try:
-                    message = inbox.get(deadline)
-                except KernelTimeoutError:
-                    raise execution.timed_out(timeout) from None
-                action = execution.classify(message)
-                if action == "input":
-                    self._answer_input(execution, message, input)
-                elif action == "yield":
-                    yield message
-        finally:
-            self.router.close(execution.msg_id)
-        execution.raise_input_error()
+    _run = iterate_now(requests.run)
+    _answer_input = run_now(requests.answer_input)
 
-    def _answer_input(
-        self, execution: Execution, message: Message[Content], handler: InputHandler | None
-    ) -> None:
-        content = message.content
-        assert isinstance(content, InputRequest)
-        answer: object = ""
-        if handler is not None:
-            try:
-                answer = handler(content.prompt, content.password)
-            except Exception as exc:
-                answer = exc
-        self.send(execution.input_reply(self.session, message, answer))
+    async def _settled(self, deadline: float) -> None:
+        self._settle(deadline)
+
+    async def _post_request(self, message: Message[Any], inbox: Any, deadline: float) -> None:
+        self.send(message)
 
     def execute(
         self,

@@ -1,11 +1,13 @@
-"""What both clients do, written once: the typed requests and the wait for readiness.
+"""What both clients do, written once: the typed requests, the wait for readiness, and the
+loop of one execution.
 
 A typed request builds its content, asks the kernel through the client's ``_reply`` and
-shapes the answer. Each one is a coroutine function here, as is ``ready``. AsyncKernelClient
-takes them as they are: its primitives (``_reply``, ``_post``, an inbox's ``take``) await the
-kernel. KernelClient takes them through ``run_now``: its primitives block in the calling
-thread instead of suspending, so the coroutine finishes on its first step, and ``run_now``
-hands back the value as a plain call would.
+shapes the answer. Each one is a coroutine function here, as are ``ready`` and
+``answer_input``; ``run`` is an async generator. AsyncKernelClient takes them as they are: its
+primitives (``_reply``, ``_post``, an inbox's ``take``...) await the kernel. KernelClient takes
+them through ``run_now`` and ``iterate_now``: its primitives block in the calling thread
+instead of suspending, so each step finishes at once, and the wrappers hand back values and
+items as plain calls and generators would.
 
 Why not two copies, or a generated twin: the copies drifted (defaults, error checks) before
 they were merged; a generator would be one more tool for the reader to trust. Why not a
@@ -15,9 +17,11 @@ mixin: a class cannot be async in one subclass and blocking in the other and sti
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterator
+from inspect import isawaitable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from ..deadlines import deadline_after
 from ..errors import KernelTimeoutError, RemoteProtocolError
 from ..messages import (
     CommInfoReply,
@@ -33,6 +37,7 @@ from ..messages import (
     DeleteSubshellRequest,
     HistoryReply,
     HistoryRequest,
+    InputRequest,
     InspectReply,
     InspectRequest,
     InterruptReply,
@@ -48,11 +53,12 @@ from ..messages import (
     ShutdownRequest,
 )
 from ..protocol import Session
+from .execution import Execution
 from .outputs import subshell_id, succeeded
 from .readiness import Readiness
 from .routing import Router
 
-__all__ = ["Asker", "Engine", "expect", "ready", "run_now"]
+__all__ = ["Asker", "Engine", "answer_input", "expect", "iterate_now", "ready", "run", "run_now"]
 
 R = TypeVar("R", bound=Content)
 T = TypeVar("T")
@@ -95,6 +101,14 @@ class Engine(Asker, Protocol):
         """Send a message on its channel."""
         raise NotImplementedError
 
+    async def _post_request(self, message: Message[Any], inbox: Any, deadline: float) -> None:
+        """Send a request whose inbox is open, giving up by ``deadline``."""
+        raise NotImplementedError
+
+    async def _settled(self, deadline: float) -> None:
+        """Return once a restart in progress has been reconnected to (or ``deadline``)."""
+        raise NotImplementedError
+
 
 def expect(content: Content, reply_type: type[R]) -> R:
     """``content`` if it is a ``reply_type``, else the RemoteProtocolError a client raises."""
@@ -105,18 +119,42 @@ def expect(content: Content, reply_type: type[R]) -> R:
     return content
 
 
+def _step(awaitable: Generator[Any, None, T] | Coroutine[Any, Any, T], name: str) -> T:
+    """Run a coroutine that must not suspend to its end, and return its value."""
+    try:
+        awaitable.send(None)
+    except StopIteration as finished:
+        return finished.value  # type: ignore[no-any-return]
+    awaitable.close()
+    raise RuntimeError(f"{name} suspended in a blocking client")
+
+
 def run_now(request: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
-    """A typed request as a blocking method: run the coroutine through in one step."""
+    """A shared coroutine as a blocking method: run it through in one step."""
 
     @functools.wraps(request)
     def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
-        coroutine = request(*args, **kwargs)
+        return _step(request(*args, **kwargs), request.__name__)
+
+    return blocking
+
+
+def iterate_now(stream: Callable[P, AsyncGenerator[T, None]]) -> Callable[P, Iterator[T]]:
+    """A shared async generator as a blocking generator: each item in one step."""
+
+    @functools.wraps(stream)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        items = stream(*args, **kwargs)
         try:
-            coroutine.send(None)
-        except StopIteration as finished:
-            return finished.value  # type: ignore[no-any-return]
-        coroutine.close()
-        raise RuntimeError(f"{request.__name__} suspended in a blocking client")
+            while True:
+                try:
+                    item = _step(items.__anext__().__await__(), stream.__name__)
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            # A consumer that stops early closes the loop, whose cleanup runs now.
+            _step(items.aclose().__await__(), stream.__name__)
 
     return blocking
 
@@ -249,3 +287,54 @@ async def ready(self: Engine, deadline: float, *, new_kernel: bool = False) -> K
         self.router.listeners.remove(watch)
     assert readiness.reply is not None
     return readiness.reply
+
+
+async def answer_input(
+    self: Engine,
+    execution: Execution,
+    message: Message[Content],
+    handler: Callable[[str, bool], str | Awaitable[str]] | None,
+) -> None:
+    """Answer the kernel's input_request with what the handler says (an error it raises
+    becomes end of input, and the caller gets it once the kernel is done)."""
+    content = message.content
+    assert isinstance(content, InputRequest)
+    answer: object = ""
+    if handler is not None:
+        try:
+            answer = handler(content.prompt, content.password)
+            if isawaitable(answer):
+                answer = await answer
+        except Exception as exc:
+            answer = exc
+    await self._post(execution.input_reply(self.session, message, answer))
+
+
+async def run(
+    self: Engine,
+    execution: Execution,
+    timeout: float | None,
+    input: Callable[[str, bool], str | Awaitable[str]] | None,
+) -> AsyncGenerator[Message[Content], None]:
+    """Send an execution and yield its messages until it is complete (Execution decides
+    what each one means), answering input requests on the way."""
+    inbox = self._inbox()
+    deadline = deadline_after(timeout, self._clock())
+    await self._settled(deadline)
+    self.router.open(execution.msg_id, inbox)
+    try:
+        await self._post_request(execution.request, inbox, deadline)
+        while not execution.done:
+            try:
+                message = await inbox.take(deadline)
+            except KernelTimeoutError:
+                raise execution.timed_out(timeout) from None
+            action = execution.classify(message)
+            if action == "input":
+                await answer_input(self, execution, message, input)
+            elif action == "yield":
+                yield message
+    finally:
+        self.router.close(execution.msg_id)
+        inbox.close()
+    execution.raise_input_error()

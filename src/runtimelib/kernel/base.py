@@ -171,7 +171,9 @@ class Kernel(Publisher):
         self._heartbeat.start()
         try:
             async with anyio.create_task_group() as tg:
-                await self.publish(Status(execution_state="starting"))
+                # "starting" goes to each subscriber with its welcome, until the first request
+                # (_welcome_subscribers): published here as well, it could reach one that
+                # joined early twice, the first time ahead of the welcome.
                 tg.start_soon(self._serve_shell, tg)
                 tg.start_soon(self._serve, "control")
                 tg.start_soon(self._read_stdin)
