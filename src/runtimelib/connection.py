@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .errors import ConnectionFileError, SignatureSchemeError
+from .errors import ConnectionFileError, EncryptionError, SignatureSchemeError
 from .protocol.signing import check_signature_scheme
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "ConnectionFileWarning",
     "ConnectionInfo",
     "InsecureConnectionFileWarning",
+    "curve_keypair",
     "find_free_ports",
 ]
 
@@ -99,8 +100,12 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
         kernel_name: str = "",
         key: str | None = None,
         signature_scheme: str = "hmac-sha256",
+        curve_keys: tuple[str, str] | None = None,
     ) -> ConnectionInfo:
-        """Connection info for a kernel about to start: free ports and, unless given, a new key."""
+        """Connection info for a kernel about to start: free ports and, unless given, a new key.
+
+        ``curve_keys`` (public, secret; Z85) make the kernel a CurveZMQ server: every channel
+        is encrypted (``curve_keypair()`` makes a pair)."""
         if ip is None:
             # For ipc the "ip" is a path prefix; jupyter_client's default prefix is this one.
             ip = "127.0.0.1" if transport == "tcp" else "kernel-ipc"
@@ -118,7 +123,14 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
             key=str(uuid.uuid4()) if key is None else key,
             signature_scheme=signature_scheme,
             kernel_name=kernel_name,
+            curve_public_key=curve_keys[0] if curve_keys else None,
+            curve_secret_key=curve_keys[1] if curve_keys else None,
         )
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the kernel's channels are encrypted (CurveZMQ keys are given)."""
+        return bool(self.curve_public_key)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConnectionInfo:
@@ -324,6 +336,20 @@ def _port_window() -> range | None:
         return None
     start = max(1024, low - _PORT_WINDOW)
     return range(start, low) if low - start >= 1024 else None
+
+
+def curve_keypair() -> tuple[str, str]:
+    """A new CurveZMQ key pair (public, secret), Z85-encoded as connection files hold them.
+
+    Raises EncryptionError when this libzmq was built without CURVE."""
+    import zmq
+
+    if not zmq.has("curve"):
+        raise EncryptionError(
+            "this libzmq has no CurveZMQ support: install a pyzmq built with libsodium"
+        )
+    public, secret = zmq.curve_keypair()
+    return public.decode("ascii"), secret.decode("ascii")
 
 
 def find_free_ports(count: int, *, ip: str = "127.0.0.1", transport: str = "tcp") -> list[int]:

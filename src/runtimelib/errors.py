@@ -17,6 +17,7 @@
     │   ├── NoSuchKernelError (LookupError)
     │   └── InvalidKernelNameError (ValueError) a name no kernelspec may have
     ├── TransportError                    a socket or websocket failed
+    │   └── EncryptionError               the two ends disagree on CurveZMQ encryption
     ├── KernelTimeoutError (TimeoutError) the kernel did not answer in time
     ├── KernelProcessError                the kernel process misbehaved
     │   ├── KernelLaunchError             it could not be started, or exited during startup
@@ -37,6 +38,7 @@ __all__ = [
     "CellExecutionError",
     "CellTimeoutError",
     "ConnectionFileError",
+    "EncryptionError",
     "FramingError",
     "InvalidKernelNameError",
     "KernelDiedError",
@@ -127,6 +129,11 @@ class InvalidKernelNameError(KernelSpecError, ValueError):
 
 class TransportError(RuntimelibError):
     """A socket, websocket or other transport failed."""
+
+
+class EncryptionError(TransportError):
+    """Encryption cannot be had, or the two ends disagree on it: the kernel does not speak
+    CurveZMQ though its spec says so, the keys are stale, or libzmq lacks CURVE."""
 
 
 class KernelTimeoutError(RuntimelibError, TimeoutError):

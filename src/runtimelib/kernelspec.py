@@ -210,6 +210,17 @@ class KernelSpec(msgspec.Struct, kw_only=True, frozen=True):
         return None if best is None else best[1]
 
     @property
+    def supports_curve(self) -> bool:
+        """Whether the spec says its kernel speaks CurveZMQ (``metadata.supported_encryption``
+        holds "curve"; a plain string is accepted, as jupyter_client accepts it)."""
+        declared = self.metadata.get("supported_encryption")
+        if isinstance(declared, str):
+            declared = [declared]
+        if not isinstance(declared, (list, tuple)):
+            return False
+        return any(isinstance(item, str) and item.strip().lower() == "curve" for item in declared)
+
+    @property
     def provisioner(self) -> str | None:
         """The jupyter_client kernel provisioner that must start this kernel, if the spec
         names one other than jupyter_client's local one (which is a plain local launch)."""

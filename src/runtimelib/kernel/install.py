@@ -60,7 +60,8 @@ def kernel_spec_for(target: str, *, display_name: str | None = None) -> dict[str
         "display_name": display_name or f"{cls.language_info.name} ({cls.implementation})",
         "language": cls.language_info.name,
         "interrupt_mode": "signal",
-        "metadata": {},
+        # Kernels on the base class bind their sockets as CurveZMQ servers when given keys.
+        "metadata": {"supported_encryption": ["curve"]},
     }
     root = _import_root(target.partition(":")[0])
     if root is not None:

@@ -14,8 +14,8 @@ from ..client.asynchronous import AsyncKernelClient
 from ..client.readiness import Readiness
 from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError, TransportError
 from ..messages import InterruptReply, InterruptRequest
-from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel, Farewell
-from .base import FAREWELL_SECONDS, ManagerBase, log
+from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel, Farewell, HandshakeWatch
+from .base import FAREWELL_SECONDS, HANDSHAKE_POLL_SECONDS, ManagerBase, log
 from .launcher import LaunchedKernel
 
 __all__ = ["AsyncKernelManager"]
@@ -65,15 +65,26 @@ class AsyncKernelManager(ManagerBase):
             AsyncChannel.connect(info, name, session=session, reconnect_ms=STARTUP_RECONNECT_MS)
             for name in ("iopub", "shell")
         )
+        handshake = HandshakeWatch(shell.socket, info.endpoint("shell"), encrypted=info.encrypted)
         heard = anyio.Event()
         answered = anyio.Event()
         exited = False
+        refused: str | None = None
 
         async def watch_exit() -> None:
             nonlocal exited
             await process.wait_async()
             exited = True
             tg.cancel_scope.cancel()
+
+        async def watch_handshake() -> None:
+            nonlocal refused
+            while not handshake.succeeded:
+                await anyio.sleep(HANDSHAKE_POLL_SECONDS)
+                refused = handshake.failure()
+                if refused is not None:
+                    tg.cancel_scope.cancel()
+                    return
 
         async def read(channel: AsyncChannel, event: anyio.Event) -> None:
             while True:
@@ -89,6 +100,7 @@ class AsyncKernelManager(ManagerBase):
             with anyio.move_on_after(self.startup_timeout) as deadline:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(watch_exit)
+                    tg.start_soon(watch_handshake)
                     tg.start_soon(read, iopub, heard)
                     tg.start_soon(read, shell, answered)
                     await shell.send(readiness.request())
@@ -100,8 +112,11 @@ class AsyncKernelManager(ManagerBase):
                             await shell.send(readiness.request())
                     tg.cancel_scope.cancel()
         finally:
+            handshake.close()
             iopub.close()
             shell.close()
+        if refused is not None:
+            raise self._launch_failed(process, f"cannot be talked to: {refused}")
         if exited and not readiness.ready:
             raise self._exited_during_startup(process)
         if deadline.cancelled_caught:

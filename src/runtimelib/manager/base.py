@@ -12,10 +12,10 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ..connection import ConnectionFileWarning, ConnectionInfo
-from ..errors import ConnectionFileError, KernelLaunchError, KernelTimeoutError
+from ..connection import ConnectionFileWarning, ConnectionInfo, curve_keypair
+from ..errors import ConnectionFileError, EncryptionError, KernelLaunchError, KernelTimeoutError
 from ..kernelspec import KernelSpec, default_kernel_name, find_kernelspec
 from ..messages import Content, InterruptRequest, KernelInfoReply, ShutdownRequest
 from ..protocol import Session
@@ -29,6 +29,14 @@ __all__ = ["ManagerBase", "runtime_dir"]
 FAREWELL_SECONDS = 0.5
 #: How many times a start goes on with new ports after its kernel found one taken.
 PORT_RETRIES = 3
+
+#: How often a starting kernel's handshake is checked for a CurveZMQ mismatch.
+HANDSHAKE_POLL_SECONDS = 0.02
+
+EncryptionPolicy = Literal["disabled", "auto", "required"]
+ENCRYPTION_POLICIES: tuple[EncryptionPolicy, ...] = ("disabled", "auto", "required")
+#: The encryption policy when none is given (README, "Encryption").
+DEFAULT_ENCRYPTION: EncryptionPolicy = "auto"
 
 log = logging.getLogger("runtimelib.manager")
 
@@ -66,6 +74,7 @@ class ManagerBase:
         stable_start_time: float = 10.0,
         extra_arguments: Sequence[str] = (),
         launcher: Launcher | None = None,
+        transport_encryption: EncryptionPolicy | None = None,
     ) -> None:
         name = (spec.name if spec is not None else kernel_name) or default_kernel_name()
         # As jupyter_client's managers do: "python" means the native Python kernel (papermill
@@ -78,6 +87,15 @@ class ManagerBase:
         self.output = output
         #: Appended to the kernelspec's command (``--HistoryManager.hist_file=:memory:``, say).
         self.extra_arguments = list(extra_arguments)
+        if transport_encryption not in (None, *ENCRYPTION_POLICIES):
+            raise ValueError(
+                "transport_encryption must be one of"
+                f" {', '.join(ENCRYPTION_POLICIES)}, not {transport_encryption!r}"
+            )
+        #: CurveZMQ: "disabled", "auto" (when the kernelspec declares support) or "required"
+        #: (refuse a spec that does not); jupyter_client's policy. None: DEFAULT_ENCRYPTION,
+        #: quietly plain where libzmq lacks CURVE.
+        self.transport_encryption = transport_encryption
         #: What starts the kernel; by default the one its kernelspec asks for (a local
         #: process, or the spec's kernel provisioner; see launcher.py).
         self.launcher: Launcher | None = launcher
@@ -137,11 +155,13 @@ class ManagerBase:
         if problem is not None:
             raise KernelLaunchError(problem)
         if self.connection_info is None or new_ports:
+            keys = self._curve_keys(spec)
             self._own_ports = True
             self.connection_info = ConnectionInfo.new(
                 ip=self._address(),
                 transport="ipc" if self.transport == "ipc" else "tcp",
                 kernel_name=spec.name,
+                curve_keys=keys,
             )
         if self.connection_file is None:
             self.connection_file = runtime_dir() / f"kernel-{self.kernel_id}.json"
@@ -187,6 +207,30 @@ class ManagerBase:
         self.kernel_info = None
         self._started_at = time.monotonic()
         return self.process
+
+    def _curve_keys(self, spec: KernelSpec) -> tuple[str, str] | None:
+        """The CurveZMQ keys for a new connection, by the encryption policy: the ones in use
+        (new ports keep them), a new pair, or None for a plain kernel. Refuses, before
+        anything is launched, what the policy cannot have."""
+        info = self.connection_info
+        if info is not None and info.curve_public_key and info.curve_secret_key:
+            return info.curve_public_key, info.curve_secret_key
+        policy = self.transport_encryption or DEFAULT_ENCRYPTION
+        if policy == "disabled":
+            return None
+        if not spec.supports_curve:
+            if policy == "required":
+                raise KernelLaunchError(
+                    f"transport_encryption='required', but kernelspec {spec.name!r} does not"
+                    " declare 'curve' in metadata.supported_encryption"
+                )
+            return None
+        try:
+            return curve_keypair()
+        except EncryptionError as exc:
+            if self.transport_encryption is None:
+                return None  # the default asks for encryption only where it can be had
+            raise KernelLaunchError(f"transport_encryption={policy!r}: {exc}") from exc
 
     def _may_restart(self) -> bool:
         """Whether the restart budget allows restarting a kernel that just died."""

@@ -102,7 +102,7 @@ class KernelManager(ManagerBase):
         import zmq
 
         from ..client.readiness import Readiness
-        from ..transports.zmq import STARTUP_RECONNECT_MS, Channel
+        from ..transports.zmq import STARTUP_RECONNECT_MS, Channel, HandshakeWatch
 
         assert self.connection_info is not None
         session = self._session()
@@ -112,6 +112,7 @@ class KernelManager(ManagerBase):
             Channel.connect(info, name, session=session, reconnect_ms=STARTUP_RECONNECT_MS)
             for name in ("iopub", "shell")
         )
+        handshake = HandshakeWatch(shell.socket, info.endpoint("shell"), encrypted=info.encrypted)
         poller = zmq.Poller()
         poller.register(iopub.socket, zmq.POLLIN)
         poller.register(shell.socket, zmq.POLLIN)
@@ -120,6 +121,8 @@ class KernelManager(ManagerBase):
             shell.send(readiness.request())
             last_sent = time.monotonic()
             while not readiness.ready:
+                if not handshake.succeeded and (refused := handshake.failure()) is not None:
+                    raise self._launch_failed(process, f"cannot be talked to: {refused}")
                 if not process.is_alive():
                     raise self._exited_during_startup(process)
                 now = time.monotonic()
@@ -136,6 +139,7 @@ class KernelManager(ManagerBase):
                         except RemoteProtocolError:
                             continue
         finally:
+            handshake.close()
             iopub.close()
             shell.close()
         self.kernel_info = readiness.reply

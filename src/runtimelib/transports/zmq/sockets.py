@@ -1,12 +1,14 @@
 """Both ends' sockets: which ZeroMQ socket each side opens for each channel, how it is
 configured, and the few calls every reader and writer of them uses (a multipart message in
 and out, ZMQ_FD and ZMQ_EVENTS). Clients connect (``client_socket``); kernels bind
-(``bind_kernel_socket``) and echo heartbeats (``HeartbeatEcho``).
+(``bind_kernel_socket``) and echo heartbeats (``HeartbeatEcho``). ``HandshakeWatch`` tells
+why a connection's handshake failed, which is how a CurveZMQ mismatch shows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ __all__ = [
     "POLLIN",
     "RECONNECT_MS",
     "STARTUP_RECONNECT_MS",
+    "HandshakeWatch",
     "HeartbeatEcho",
     "bind_kernel_socket",
     "client_socket",
@@ -230,3 +233,105 @@ class HeartbeatEcho(threading.Thread):
                 zmq.proxy(self.socket, self.socket)
         finally:
             self.socket.close(linger=0)
+
+
+_WATCHES = itertools.count()
+_MISMATCH = getattr(zmq, "PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH", None)
+#: How many handshakes in a row must fail without detail before it counts as a refusal.
+_REFUSALS = 3
+#: How long the plain probe waits for the kernel's handshake.
+_PROBE_MS = 1000
+#: The first two bytes of a monitor event frame for a successful handshake (little endian).
+_SUCCEEDED = zmq.EVENT_HANDSHAKE_SUCCEEDED.to_bytes(2, "little")
+
+
+def _monitor(sock: zmq.Socket[Any], events: int) -> zmq.Socket[Any]:
+    """A socket that receives ``sock``'s monitor events."""
+    address = f"inproc://runtimelib-handshake-{next(_WATCHES)}"
+    sock.monitor(address, events)
+    receiver: zmq.Socket[Any] = sock.context.socket(zmq.PAIR)
+    receiver.connect(address)
+    return receiver
+
+
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
+class HandshakeWatch:
+    """Watches a client socket's ZMTP handshakes (socket monitor events) and says why one
+    failed. A CurveZMQ mismatch never shows otherwise: the socket just retries, and a request
+    waits until its timeout.
+
+    - The kernel is plain and we encrypt (a spec that claims "curve" for a kernel that does
+      not do it), or the other way round: the security mechanisms differ.
+    - Both encrypt, with another server key (a stale connection file): the kernel cannot open
+      our hello, and the handshake fails without detail.
+    """
+
+    def __init__(self, sock: zmq.Socket[Any], endpoint: str, *, encrypted: bool) -> None:
+        self._sock = sock
+        self._endpoint = endpoint
+        self._encrypted = encrypted
+        #: Whether a handshake succeeded (later failures are reconnections, not mismatches).
+        self.succeeded = False
+        self._unexplained = 0
+        self._events = _monitor(sock, _HANDSHAKE_EVENTS)
+
+    def failure(self) -> str | None:
+        """Why the handshake failed, if it did (reads the events that arrived, never waits,
+        except for a probe that tells a plain kernel from a key that does not match)."""
+        from zmq.utils.monitor import parse_monitor_message
+
+        while self._events.poll(0):
+            event = parse_monitor_message(self._events.recv_multipart())
+            kind, value = event["event"], event["value"]
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.succeeded = True
+            elif not self.succeeded:
+                if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == _MISMATCH:
+                    return self._explain(plain_kernel=self._encrypted)
+                # A connection cut during a kernel's start fails without detail too: only a
+                # failure that repeats is a refusal.
+                self._unexplained += 1
+                if self._unexplained >= _REFUSALS:
+                    return self._explain(plain_kernel=self._encrypted and self._plain_answers())
+        return None
+
+    def _plain_answers(self) -> bool:
+        """Whether the kernel completes a handshake without encryption (a short probe)."""
+        probe: zmq.Socket[Any] = self._sock.context.socket(zmq.DEALER)
+        probe.linger = 0
+        events = _monitor(probe, _HANDSHAKE_EVENTS)
+        try:
+            probe.connect(self._endpoint)
+            if events.poll(_PROBE_MS):
+                return bool(events.recv_multipart()[0][:2] == _SUCCEEDED)
+            return False
+        finally:
+            with contextlib.suppress(zmq.ZMQError):
+                probe.disable_monitor()
+            events.close(0)
+            probe.close(0)
+
+    def _explain(self, *, plain_kernel: bool) -> str:
+        if plain_kernel:
+            return (
+                "the kernel does not speak CurveZMQ, though its connection info has keys"
+                " (its kernelspec claims 'curve' in metadata.supported_encryption?)"
+            )
+        if not self._encrypted:
+            return "the kernel is encrypted (CurveZMQ) and this connection info has no keys"
+        return (
+            "the kernel refused the CurveZMQ handshake: its key is not the one in the"
+            " connection info (a stale connection file?)"
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self._sock.disable_monitor()
+        self._events.close(0)
