@@ -303,3 +303,57 @@ def test_our_client_talks_to_jupyter_clients_encrypted_kernel() -> None:
             assert kc.execute(MARKER_CODE, timeout=T).stdout == "secret-42\n"
     finally:
         theirs.shutdown_kernel(now=True)
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def test_the_command_runs_encrypted_and_refuses_in_one_line(tmp_path: Path) -> None:
+    from .test_cli import cli
+
+    done = cli("run", "--encryption", "required", "-k", "runtimelib-python", "-c", MARKER_CODE)
+    assert (done.returncode, done.stdout) == (0, "secret-42\n")
+    refused = cli("run", "--encryption", "required", "-k", "xpython", "-c", "1")
+    assert refused.returncode == 4
+    assert refused.stderr.count("\n") == 1
+    assert "does not declare 'curve'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_a_kernel_started_encrypted_is_reached_by_the_other_commands(jupyter_env: Path) -> None:
+    import json
+
+    from .test_cli import cli
+
+    started = cli("start", "--encryption", "required", "-k", "runtimelib-python", "--json")
+    assert started.returncode == 0, started.stderr
+    kernel_id = json.loads(started.stdout)["id"]
+    try:
+        (path,) = jupyter_env.glob("kernel-*.json")
+        assert ConnectionInfo.from_file(path).encrypted
+        done = cli("exec", kernel_id, "-c", MARKER_CODE)
+        assert (done.returncode, done.stdout) == (0, "secret-42\n")
+    finally:
+        assert cli("stop", kernel_id).returncode == 0
+
+
+def test_a_client_with_a_stale_key_fails_fast_with_the_reason(
+    encrypted_echo: ConnectionInfo,
+) -> None:
+    other_public, _ = curve_keypair()
+    stale = msgspec.structs.replace(encrypted_echo, curve_public_key=other_public)
+    with pytest.raises(errors.EncryptionError, match="its key is not the one"):  # noqa: SIM117
+        with KernelClient(stale, ready_timeout=T):
+            pass
+
+
+@pytest.mark.anyio
+async def test_an_async_client_without_the_key_fails_fast_with_the_reason(
+    encrypted_echo: ConnectionInfo,
+) -> None:
+    from runtimelib import AsyncKernelClient
+
+    keyless = msgspec.structs.replace(encrypted_echo, curve_public_key=None, curve_secret_key=None)
+    with pytest.raises(errors.EncryptionError, match="the kernel is encrypted"):
+        async with AsyncKernelClient(keyless, ready_timeout=T):
+            pass

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from .client import AsyncKernelClient, KernelClient
     from .manager import AsyncKernelManager, KernelManager
+    from .manager.base import EncryptionPolicy
 
 __all__ = [
     "NotebookRun",
@@ -430,6 +431,7 @@ class _Driver:
         kernel_name: str | None,
         cwd: str | os.PathLike[str] | None,
         startup_timeout: float,
+        transport_encryption: EncryptionPolicy | None,
         options: RunOptions,
     ) -> None:
         nb, folder = read_notebook(nb_or_path)
@@ -440,6 +442,7 @@ class _Driver:
             "cwd": cwd or folder,
             "startup_timeout": startup_timeout,
             "extra_arguments": _kernel_arguments(name),
+            "transport_encryption": transport_encryption,
         }
 
     def cells(self, on_cell: CellCallback | None) -> Iterator[int]:
@@ -459,6 +462,7 @@ def execute_notebook(
     startup_timeout: float = 60.0,
     cwd: str | os.PathLike[str] | None = None,
     on_cell: CellCallback | None = None,
+    transport_encryption: EncryptionPolicy | None = None,
     **options: Unpack[RunOptions],
 ) -> NotebookNode:
     """Run every code cell of a notebook in order on one new kernel; return the notebook.
@@ -468,11 +472,12 @@ def execute_notebook(
     ``timeout`` (seconds per cell) interrupts a cell that runs longer. A cell that raises stops
     the run with CellExecutionError unless ``allow_errors`` or the cell's ``raises-exception``
     tag; the notebook keeps the outputs up to that cell either way. ``on_cell(position,
-    count, cell)`` is called before each cell runs. The other options are RunOptions.
+    count, cell)`` is called before each cell runs. ``transport_encryption`` is the kernel
+    manager's (CurveZMQ). The other options are RunOptions.
     """
     from .manager import KernelManager
 
-    driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, options)
+    driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, transport_encryption, options)
     run = driver.run
     with KernelManager(**driver.manager_options) as km, km.client() as kc:
         kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
@@ -521,12 +526,13 @@ async def execute_notebook_async(
     startup_timeout: float = 60.0,
     cwd: str | os.PathLike[str] | None = None,
     on_cell: CellCallback | None = None,
+    transport_encryption: EncryptionPolicy | None = None,
     **options: Unpack[RunOptions],
 ) -> NotebookNode:
     """``execute_notebook`` for asyncio and trio."""
     from .manager import AsyncKernelManager
 
-    driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, options)
+    driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, transport_encryption, options)
     run = driver.run
     async with AsyncKernelManager(**driver.manager_options) as km, km.client() as kc:
         kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient

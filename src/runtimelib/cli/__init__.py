@@ -166,6 +166,13 @@ def _kernel_option(parser: argparse.ArgumentParser, *, existing: bool = True) ->
         metavar="NAME",
         help="kernelspec name (default: python3 if installed, else runtimelib-python)",
     )
+    parser.add_argument(
+        "--encryption",
+        dest="transport_encryption",
+        choices=["disabled", "auto", "required"],
+        help="CurveZMQ for a kernel started here: auto (the default) encrypts kernels whose"
+        " kernelspec declares it, required refuses the others, disabled never encrypts",
+    )
     if existing:
         parser.add_argument(
             "--existing",

@@ -164,7 +164,13 @@ def _state(alive: bool, pid: int | None, terminal: Terminal) -> str:
 
 def _start(args: argparse.Namespace) -> int:
     # No output capture: this kernel is meant to outlive the command.
-    km = KernelManager(args.kernel, cwd=args.cwd, independent=True, output="devnull")
+    km = KernelManager(
+        args.kernel,
+        cwd=args.cwd,
+        independent=True,
+        output="devnull",
+        transport_encryption=args.transport_encryption,
+    )
     km.start()
     assert km.connection_file is not None
     if args.json:
@@ -340,7 +346,10 @@ def _run(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 # Someone else's kernel: leave it running.
                 return EXIT_INTERRUPTED
-    with KernelManager(args.kernel, cwd=args.cwd) as km, km.client() as kc:
+    manager = KernelManager(
+        args.kernel, cwd=args.cwd, transport_encryption=args.transport_encryption
+    )
+    with manager as km, km.client() as kc:
         try:
             return _execute_on(kc, code, args, CtrlC(km.interrupt, terminal, then="stop it"))
         except KeyboardInterrupt:

@@ -50,7 +50,8 @@ def run_console(args: argparse.Namespace) -> int:
 
             # Someone else's kernel: it keeps running when the console ends.
             return _Console(kc, interrupt, terminal, readline).run()
-    with KernelManager(args.kernel) as km, km.client() as kc:
+    manager = KernelManager(args.kernel, transport_encryption=args.transport_encryption)
+    with manager as km, km.client() as kc:
         return _Console(kc, km.interrupt, terminal, readline).run()
 
 

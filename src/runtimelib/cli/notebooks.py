@@ -172,6 +172,7 @@ def execute_notebooks(args: argparse.Namespace) -> int:
                 cwd=args.cwd or path.parent.absolute(),
                 merge_streams=args.merge_streams,
                 on_cell=progress,
+                transport_encryption=args.transport_encryption,
             )
         except errors.CellExecutionError as exc:
             progress.done()

@@ -267,7 +267,8 @@ async def ready(self: Engine, deadline: float, *, new_kernel: bool = False) -> K
             self.router.open(request.msg_id, inbox)
             current.append(inbox)
             try:
-                await self._post(request)
+                # Bounded, and ended by a failure: before the first handshake a send waits.
+                await self._post_request(request, inbox, deadline)
                 # Ask again every so often: a kernel without iopub_welcome shows that iopub
                 # is live only by the status messages each request makes it publish.
                 resend = min(deadline, self._clock() + readiness.resend_after)

@@ -81,7 +81,7 @@ class AsyncKernelManager(ManagerBase):
             nonlocal refused
             while not handshake.succeeded:
                 await anyio.sleep(HANDSHAKE_POLL_SECONDS)
-                refused = handshake.failure()
+                refused = await anyio.to_thread.run_sync(handshake.failure)
                 if refused is not None:
                     tg.cancel_scope.cancel()
                     return

@@ -16,12 +16,12 @@ import anyio
 import anyio.lowlevel
 import zmq
 
-from ...errors import RemoteProtocolError, TransportError
+from ...errors import EncryptionError, RemoteProtocolError, TransportError
 from ...messages import Message
 from ...protocol import Session
 from ..base import AsyncTransport, Deliver
 from .channels import AsyncChannel, AsyncHeartbeat, Beats, ZmqSettings, unreadable
-from .sockets import MESSAGE_CHANNELS, POLLIN, recv_parts, zmq_events, zmq_fd
+from .sockets import MESSAGE_CHANNELS, POLLIN, HandshakeWatch, recv_parts, zmq_events, zmq_fd
 
 if TYPE_CHECKING:
     pass
@@ -301,15 +301,27 @@ class ZmqAsyncTransport(ZmqSettings, AsyncTransport):
             return
         beats = Beats(self.heartbeat_misses)
         async with AsyncHeartbeat(self.info) as heart:
-            while True:
-                if await heart.ping(interval):
-                    if beats.answered():
-                        alive()
-                    await anyio.sleep(interval)
-                    continue
-                death = beats.missed()
-                if death is not None:
-                    self.fail_after_delivery(death, dead)
+            handshake = HandshakeWatch(
+                heart.socket, self.info.endpoint("hb"), encrypted=self.info.encrypted
+            )
+            try:
+                while True:
+                    if await heart.ping(interval):
+                        if beats.answered():
+                            alive()
+                        await anyio.sleep(interval)
+                        continue
+                    if not handshake.succeeded:
+                        # Never connected: a CurveZMQ mismatch fails at once, with its reason.
+                        refused = await anyio.to_thread.run_sync(handshake.failure)
+                        if refused is not None:
+                            self.fail_after_delivery(EncryptionError(refused), dead)
+                            await anyio.sleep_forever()
+                    death = beats.missed()
+                    if death is not None:
+                        self.fail_after_delivery(death, dead)
+            finally:
+                handshake.close()
 
     async def aclose(self) -> None:
         """Close every socket."""

@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from ...deadlines import deadline_after, time_left
-from ...errors import RemoteProtocolError, TransportError
+from ...errors import EncryptionError, RemoteProtocolError, TransportError
 from ..base import Deliver
 from .channels import Beats, unreadable
 from .sigint import HeldSigint
-from .sockets import POLLIN, client_socket, recv_parts, send_parts, zmq_events
+from .sockets import POLLIN, HandshakeWatch, client_socket, recv_parts, send_parts, zmq_events
 
 if TYPE_CHECKING:
     from .blocking import ZmqTransport
@@ -363,12 +363,17 @@ class _HeartWatch:
         self.socket: zmq.Socket[Any] | None = None
         self.waiting = False
         self.next_at = time.monotonic()
+        self.handshake: HandshakeWatch | None = None
         if self.interval:
-            self.socket = client_socket(transport.info, "hb", session_id="", context=thread.context)
+            info = transport.info
+            self.socket = client_socket(info, "hb", session_id="", context=thread.context)
+            self.handshake = HandshakeWatch(
+                self.socket, info.endpoint("hb"), encrypted=info.encrypted
+            )
             poller.register(self.socket, zmq.POLLIN)
 
     def poll_ms(self) -> int | None:
-        if self.socket is None:
+        if self.socket is None or self.interval is None:
             return None
         return max(0, int((self.next_at - time.monotonic()) * 1000))
 
@@ -387,6 +392,14 @@ class _HeartWatch:
         if now < self.next_at:
             return
         if self.waiting:  # the last beat was not answered within the interval
+            handshake = self.handshake
+            if handshake is not None and not handshake.succeeded:
+                # Never connected: a CurveZMQ mismatch fails at once, with its reason.
+                refused = handshake.failure()
+                if refused is not None:
+                    self.thread.fail_after_delivery(EncryptionError(refused), self.thread.dead)
+                    self.interval = None  # no more beats: nothing can be heard
+                    return
             death = self.beats.missed()
             if death is not None:  # what it sent before falling silent goes first
                 self.thread.fail_after_delivery(death, self.thread.dead)
@@ -396,5 +409,8 @@ class _HeartWatch:
         self.next_at = now + self.interval
 
     def close(self) -> None:
+        if self.handshake is not None:
+            self.handshake.close()
+            self.handshake = None
         if self.socket is not None:
             self.socket.close(linger=0)
