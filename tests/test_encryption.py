@@ -333,6 +333,8 @@ def test_a_kernel_started_encrypted_is_reached_by_the_other_commands(jupyter_env
         assert ConnectionInfo.from_file(path).encrypted
         done = cli("exec", kernel_id, "-c", MARKER_CODE)
         assert (done.returncode, done.stdout) == (0, "secret-42\n")
+        (listed,) = json.loads(cli("ps", "--json").stdout)
+        assert (listed["id"], listed["alive"], listed["encrypted"]) == (kernel_id, True, True)
     finally:
         assert cli("stop", kernel_id).returncode == 0
 

@@ -411,7 +411,8 @@ def test_a_kernel_that_finds_its_port_taken_starts_again_on_new_ports(
 
     monkeypatch.setattr(base.ConnectionInfo, "new", staticmethod(first_pick_is_taken))
     try:
-        with KernelManager(kernel) as km, km.client() as kc:
+        # Ports picked here (our kernels would otherwise bind their own: test_registration.py).
+        with KernelManager(kernel, startup_handshake=False) as km, km.client() as kc:
             assert len(picks) == 2
             assert km.connection_info is not None
             assert km.connection_info.shell_port != taken

@@ -101,16 +101,21 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
         key: str | None = None,
         signature_scheme: str = "hmac-sha256",
         curve_keys: tuple[str, str] | None = None,
+        free_ports: bool = True,
     ) -> ConnectionInfo:
         """Connection info for a kernel about to start: free ports and, unless given, a new key.
 
         ``curve_keys`` (public, secret; Z85) make the kernel a CurveZMQ server: every channel
-        is encrypted (``curve_keypair()`` makes a pair)."""
+        is encrypted (``curve_keypair()`` makes a pair). Without ``free_ports`` the ports are
+        0: the kernel will bind its own and report them (``for_registration``)."""
         if ip is None:
             # For ipc the "ip" is a path prefix; jupyter_client's default prefix is this one.
             ip = "127.0.0.1" if transport == "tcp" else "kernel-ipc"
         check_signature_scheme(signature_scheme)
-        ports = find_free_ports(len(CHANNELS), ip=ip, transport=transport)
+        if free_ports:
+            ports = find_free_ports(len(CHANNELS), ip=ip, transport=transport)
+        else:
+            ports = [0] * len(CHANNELS)
         shell, iopub, stdin, control, hb = ports
         return cls(
             transport=transport,
@@ -126,6 +131,36 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
             curve_public_key=curve_keys[0] if curve_keys else None,
             curve_secret_key=curve_keys[1] if curve_keys else None,
         )
+
+    # -- the startup handshake (JEP 66) ---------------------------------------------------------
+
+    def for_registration(self, kernel_id: str, port: int) -> ConnectionInfo:
+        """This info as a registration file: no ports (the kernel binds its own and reports
+        them to ``port`` on this ip), and the kernel's id. The registration port is written
+        as a string, as xeus-based kernels (the first to do the handshake) require."""
+        extra = {**self.extra, "kernel_id": kernel_id, "registration_ip": self.ip}
+        extra["registration_port"] = str(port)
+        unbound = dict.fromkeys((f"{channel}_port" for channel in CHANNELS), 0)
+        return msgspec.structs.replace(self, **unbound, extra=extra)
+
+    @property
+    def registration(self) -> tuple[str, str] | None:
+        """For a registration file, the kernel's id and the endpoint to report its ports to;
+        None for a connection file."""
+        extra = self.extra
+        if "registration_port" not in extra:
+            return None
+        host = str(extra.get("registration_ip") or self.ip)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        endpoint = f"{self.transport}://{host}:{extra['registration_port']}"
+        return str(extra.get("kernel_id", "")), endpoint
+
+    def registered(self, ports: Mapping[str, int]) -> ConnectionInfo:
+        """The connection info of a kernel that reported ``ports`` (registration keys gone)."""
+        extra = {k: v for k, v in self.extra.items() if k not in _REGISTRATION_KEYS}
+        bound = {f"{channel}_port": ports[channel] for channel in CHANNELS}
+        return msgspec.structs.replace(self, **bound, extra=extra)
 
     @property
     def encrypted(self) -> bool:
@@ -173,6 +208,8 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
     @classmethod
     def _from_mapping(cls, data: Mapping[str, Any], where: str) -> ConnectionInfo:
         known = {k: v for k, v in data.items() if k in _FILE_KEYS}
+        if "registration_port" in data:  # a registration file has no ports
+            known = {**dict.fromkeys((f"{c}_port" for c in CHANNELS), 0), **known}
         extra = {k: v for k, v in data.items() if k not in _FILE_KEYS}
         # The Rust crates write an absent kernel name as null; read it as "no name".
         if "kernel_name" in known and known["kernel_name"] is None:
@@ -195,6 +232,10 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
             if out[name] is None:
                 del out[name]
         out.update(self.extra)
+        if "registration_port" in out:
+            for channel in CHANNELS:
+                if out.get(f"{channel}_port") == 0:
+                    del out[f"{channel}_port"]
         return out
 
     def to_json(self) -> bytes:
@@ -298,6 +339,8 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _OBJECT_DECODER = msgspec.json.Decoder(dict[str, Any])
+# What a registration file has that a connection file does not.
+_REGISTRATION_KEYS = frozenset({"kernel_id", "registration_ip", "registration_port"})
 
 # The keys of a connection file that ConnectionInfo models (``extra`` holds the others).
 _FILE_KEYS = frozenset(

@@ -210,6 +210,20 @@ class KernelSpec(msgspec.Struct, kw_only=True, frozen=True):
         return None if best is None else best[1]
 
     @property
+    def supports_registration(self) -> bool:
+        """Whether the kernel binds ports of its own and reports them when given a
+        registration file (the startup handshake, JEP 66): the spec says protocol 5.6 or
+        later, or ``metadata.startup_handshake`` is true. Never on 5.5, which ipykernel
+        claims without doing it."""
+        if self.metadata.get("startup_handshake") is True:
+            return True
+        version = (self.kernel_protocol_version or "").split(".")
+        try:
+            return (int(version[0]), int(version[1])) >= (5, 6)
+        except (IndexError, ValueError):
+            return False
+
+    @property
     def supports_curve(self) -> bool:
         """Whether the spec says its kernel speaks CurveZMQ (``metadata.supported_encryption``
         holds "curve"; a plain string is accepted, as jupyter_client accepts it)."""

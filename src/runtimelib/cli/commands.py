@@ -129,6 +129,7 @@ def _ps(args: argparse.Namespace) -> int:
                     "alive": k.alive,
                     "pid": k.pid,
                     "connection_file": str(k.connection_file),
+                    "encrypted": k.connection_info is not None and k.connection_info.encrypted,
                     **({"error": k.error} if k.error else {}),
                 }
                 for k in found

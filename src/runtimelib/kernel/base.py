@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import anyio
 import zmq
 
-from ..connection import ConnectionInfo
+from ..connection import CHANNELS, ConnectionInfo
 from ..errors import RemoteProtocolError, TransportError
 from ..messages import (
     PROTOCOL_VERSION,
@@ -67,6 +67,7 @@ from ..messages import (
 from ..processes import end_descendants, pid_exists
 from ..protocol import Session
 from ..transports.zmq import AsyncChannel, HeartbeatEcho, bind_kernel_socket
+from ..transports.zmq.registration import bind_own_ports, register
 from ..version import __version__
 from .publishing import Publisher, _current
 from .subshells import Shell, Shells, unknown_subshell
@@ -121,6 +122,8 @@ class Kernel(Publisher):
 
     def __init__(self, connection_info: ConnectionInfo, *, parent_pid: int | None = None) -> None:
         self.connection_info = connection_info
+        #: Where the connection info was read from (``launch``), if from a file.
+        self.connection_file: str | None = None
         self.session = Session(connection_info.key_bytes, connection_info.signature_scheme)
         self.execution_count = 0
         self.comm_targets: dict[str, CommTarget] = {}
@@ -153,6 +156,7 @@ class Kernel(Publisher):
             raise SystemExit(f"usage: {cls.__module__} -f CONNECTION_FILE")
         logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
         kernel = cls(ConnectionInfo.from_file(path))
+        kernel.connection_file = path
         kernel.serve()
 
     def serve(self) -> None:
@@ -164,11 +168,22 @@ class Kernel(Publisher):
     async def run(self) -> None:
         """Bind the sockets and serve until shutdown or the parent process dies."""
         self._stop_event = anyio.Event()
+        info = self.connection_info
+        registration = info.registration
+        if registration is None:
+            sockets = {name: bind_kernel_socket(info, name, self._context) for name in CHANNELS}
+        else:  # the startup handshake: ports of our own, reported to the launcher
+            info, sockets = bind_own_ports(info, self._context)
+            self.connection_info = info
         for name in ("shell", "control", "stdin", "iopub"):
-            sock = bind_kernel_socket(self.connection_info, name, self._context)
-            self._sockets[name] = AsyncChannel(sock, self.session, name)
-        self._heartbeat = HeartbeatEcho(self.connection_info, self._context)
+            self._sockets[name] = AsyncChannel(sockets[name], self.session, name)
+        self._heartbeat = HeartbeatEcho(sockets["hb"])
         self._heartbeat.start()
+        if registration is not None:
+            if self.connection_file is not None:
+                # For other clients, as the handshake asks; the launcher rewrites it later.
+                info.write(self.connection_file)
+            register(info, *registration, self._context)
         try:
             async with anyio.create_task_group() as tg:
                 # "starting" goes to each subscriber with its welcome, until the first request

@@ -61,7 +61,7 @@ def kernel_spec_for(target: str, *, display_name: str | None = None) -> dict[str
         "language": cls.language_info.name,
         "interrupt_mode": "signal",
         # Kernels on the base class bind their sockets as CurveZMQ servers when given keys.
-        "metadata": {"supported_encryption": ["curve"]},
+        "metadata": {"supported_encryption": ["curve"], "startup_handshake": True},
     }
     root = _import_root(target.partition(":")[0])
     if root is not None:

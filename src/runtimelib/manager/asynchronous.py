@@ -15,6 +15,7 @@ from ..client.readiness import Readiness
 from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError, TransportError
 from ..messages import InterruptReply, InterruptRequest
 from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel, Farewell, HandshakeWatch
+from ..transports.zmq.sockets import POLLIN, zmq_events, zmq_fd
 from .base import FAREWELL_SECONDS, HANDSHAKE_POLL_SECONDS, ManagerBase, log
 from .launcher import LaunchedKernel
 
@@ -56,7 +57,26 @@ class AsyncKernelManager(ManagerBase):
             attempt += 1
             process = self._launch(new_ports=True)
 
+    async def _wait_registered(self, process: LaunchedKernel, limit: float) -> None:
+        """Wait for the kernel to report the ports it bound (the startup handshake)."""
+        registration = self._registration
+        assert registration is not None
+        sock = registration.socket
+        while (ports := registration.receive()) is None:
+            if not process.is_alive():
+                raise self._exited_during_startup(process)
+            left = limit - anyio.current_time()
+            if left <= 0:
+                raise self._startup_timed_out(process)
+            with anyio.move_on_after(min(left, HANDSHAKE_POLL_SECONDS)):
+                while not zmq_events(sock) & POLLIN:
+                    await anyio.wait_readable(zmq_fd(sock))
+        self._registered(ports)
+
     async def _wait_ready(self, process: LaunchedKernel) -> None:
+        limit = anyio.current_time() + self.startup_timeout
+        if self._registration is not None:
+            await self._wait_registered(process, limit)
         assert self.connection_info is not None
         session = self._session()
         readiness = Readiness(session)
@@ -97,7 +117,7 @@ class AsyncKernelManager(ManagerBase):
                     event.set()
 
         try:
-            with anyio.move_on_after(self.startup_timeout) as deadline:
+            with anyio.move_on_after(limit - anyio.current_time()) as deadline:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(watch_exit)
                     tg.start_soon(watch_handshake)

@@ -12,16 +12,19 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..connection import ConnectionFileWarning, ConnectionInfo, curve_keypair
 from ..errors import ConnectionFileError, EncryptionError, KernelLaunchError, KernelTimeoutError
 from ..kernelspec import KernelSpec, default_kernel_name, find_kernelspec
 from ..messages import Content, InterruptRequest, KernelInfoReply, ShutdownRequest
 from ..protocol import Session
-from .launcher import LaunchedKernel, Launcher, LaunchPlan, launcher_for
+from .launcher import LaunchedKernel, Launcher, LaunchPlan, LocalLauncher, launcher_for
 from .process import OutputMode
 from .record import ProcessRecord
+
+if TYPE_CHECKING:
+    from ..transports.zmq.registration import RegistrationSocket
 
 __all__ = ["ManagerBase", "runtime_dir"]
 
@@ -75,6 +78,7 @@ class ManagerBase:
         extra_arguments: Sequence[str] = (),
         launcher: Launcher | None = None,
         transport_encryption: EncryptionPolicy | None = None,
+        startup_handshake: bool | None = None,
     ) -> None:
         name = (spec.name if spec is not None else kernel_name) or default_kernel_name()
         # As jupyter_client's managers do: "python" means the native Python kernel (papermill
@@ -96,6 +100,12 @@ class ManagerBase:
         #: (refuse a spec that does not); jupyter_client's policy. None: DEFAULT_ENCRYPTION,
         #: quietly plain where libzmq lacks CURVE.
         self.transport_encryption = transport_encryption
+        #: The startup handshake (JEP 66): the kernel binds ports of its own and reports them,
+        #: so no port can be taken before it binds. None: when the kernelspec says the kernel
+        #: does it (``KernelSpec.supports_registration``); True: always; False: never. Only
+        #: for a first start over tcp by a local process: a restart keeps the ports.
+        self.startup_handshake = startup_handshake
+        self._registration: RegistrationSocket | None = None
         #: What starts the kernel; by default the one its kernelspec asks for (a local
         #: process, or the spec's kernel provisioner; see launcher.py).
         self.launcher: Launcher | None = launcher
@@ -157,15 +167,19 @@ class ManagerBase:
         if self.connection_info is None or new_ports:
             keys = self._curve_keys(spec)
             self._own_ports = True
+            registers = self._registers(spec, launcher)
             self.connection_info = ConnectionInfo.new(
                 ip=self._address(),
                 transport="ipc" if self.transport == "ipc" else "tcp",
                 kernel_name=spec.name,
                 curve_keys=keys,
+                free_ports=not registers,
             )
+            if registers:
+                self._open_registration()
         if self.connection_file is None:
             self.connection_file = runtime_dir() / f"kernel-{self.kernel_id}.json"
-        self.connection_info.write(self.connection_file)
+        self._write_connection_file()
         env = spec.environment(extra=self.env)
         # ipykernel and our kernels poll this pid and exit when it is gone: a second line of
         # defence after the guard. An independent kernel does not get it.
@@ -187,6 +201,7 @@ class ManagerBase:
         try:
             self.process = launcher.launch(plan)
         except KernelLaunchError:
+            self._close_registration()
             self._remove_connection_file()
             raise
         if self.process.connection_info is not None:
@@ -198,7 +213,7 @@ class ManagerBase:
             )
             self.connection_info = record.attach(self.connection_info)
         try:
-            self.connection_info.write(self.connection_file)
+            self._write_connection_file()
         except ConnectionFileError:
             self.process.kill()
             self.process.wait(2.0)
@@ -207,6 +222,48 @@ class ManagerBase:
         self.kernel_info = None
         self._started_at = time.monotonic()
         return self.process
+
+    # -- the startup handshake ------------------------------------------------------------------
+
+    def _registers(self, spec: KernelSpec, launcher: Launcher) -> bool:
+        """Whether this start uses the startup handshake instead of ports picked here."""
+        if self.startup_handshake is False or self.transport == "ipc":
+            return False
+        if not isinstance(launcher, LocalLauncher):
+            return False  # a provisioner makes its own connection info
+        return self.startup_handshake is True or spec.supports_registration
+
+    def _open_registration(self) -> None:
+        import zmq
+
+        from ..transports.zmq.registration import RegistrationSocket
+
+        assert self.connection_info is not None
+        self._close_registration()
+        self._registration = RegistrationSocket(
+            self.connection_info, self.kernel_id, zmq.Context.instance()
+        )
+
+    def _registered(self, ports: dict[str, int]) -> None:
+        """The kernel reported its ports: from now on the connection file has them."""
+        assert self.connection_info is not None
+        self._close_registration()
+        self.connection_info = self.connection_info.registered(ports)
+        self._write_connection_file()
+
+    def _write_connection_file(self) -> None:
+        """The connection file, or while the kernel registers, the registration file."""
+        assert self.connection_info is not None
+        assert self.connection_file is not None
+        info = self.connection_info
+        if self._registration is not None:
+            info = info.for_registration(self.kernel_id, self._registration.port)
+        info.write(self.connection_file)
+
+    def _close_registration(self) -> None:
+        registration, self._registration = self._registration, None
+        if registration is not None:
+            registration.close()
 
     def _curve_keys(self, spec: KernelSpec) -> tuple[str, str] | None:
         """The CurveZMQ keys for a new connection, by the encryption policy: the ones in use
@@ -317,6 +374,7 @@ class ManagerBase:
         """Forget the exited process, remove the connection file and any ipc socket files."""
         if self.process is not None:
             self.process.release()
+        self._close_registration()
         self._remove_connection_file()
         info = self.connection_info
         if info is not None and info.transport == "ipc":

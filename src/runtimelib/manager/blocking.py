@@ -104,6 +104,9 @@ class KernelManager(ManagerBase):
         from ..client.readiness import Readiness
         from ..transports.zmq import STARTUP_RECONNECT_MS, Channel, HandshakeWatch
 
+        deadline = time.monotonic() + self.startup_timeout
+        if self._registration is not None:
+            self._wait_registered(process, deadline)
         assert self.connection_info is not None
         session = self._session()
         readiness = Readiness(session)
@@ -116,7 +119,6 @@ class KernelManager(ManagerBase):
         poller = zmq.Poller()
         poller.register(iopub.socket, zmq.POLLIN)
         poller.register(shell.socket, zmq.POLLIN)
-        deadline = time.monotonic() + self.startup_timeout
         try:
             shell.send(readiness.request())
             last_sent = time.monotonic()
@@ -143,6 +145,19 @@ class KernelManager(ManagerBase):
             iopub.close()
             shell.close()
         self.kernel_info = readiness.reply
+
+    def _wait_registered(self, process: LaunchedKernel, deadline: float) -> None:
+        """Wait for the kernel to report the ports it bound (the startup handshake)."""
+        registration = self._registration
+        assert registration is not None
+        while (ports := registration.receive()) is None:
+            if not process.is_alive():
+                raise self._exited_during_startup(process)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._startup_timed_out(process)
+            registration.socket.poll(int(min(left, _POLL_SECONDS) * 1000) + 1)
+        self._registered(ports)
 
     def client(self, **kwargs: Any) -> KernelClient:
         """A client of this kernel that fails fast with KernelDiedError if the process dies.

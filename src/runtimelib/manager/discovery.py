@@ -57,6 +57,9 @@ def _probe(path: Path, timeout: float) -> RunningKernel:
         return RunningKernel(kernel_id, path, None, False, str(exc))
     record = ProcessRecord.read(info)
     pid = record.pid if record is not None and record.is_running() else None
+    if info.registration is not None:
+        # A registration file: the kernel is starting and has not reported its ports yet.
+        return RunningKernel(kernel_id, path, info, False, "starting (no ports yet)", pid=pid)
     with Heartbeat(info) as heart:
         # A kernel whose recorded process runs gets longer to answer: on a loaded machine a
         # heartbeat can take more than the first wait.

@@ -1,4 +1,5 @@
-"""The wire protocol without I/O: framing, signing, replay protection, the session codec."""
+"""The wire protocol without I/O: framing, signing, replay protection, the session codec,
+and the startup handshake's two messages (registration.py)."""
 
 from __future__ import annotations
 

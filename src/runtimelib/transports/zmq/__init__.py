@@ -5,7 +5,9 @@
   the farewell to an old kernel;
 - ``asynchronous`` and ``blocking``: every channel of a kernel, read all the time, for async
   code (one task) and for threads (an I/O thread and the callers that wait);
-- ``sigint``: how the blocking reader keeps Ctrl-C from landing mid-delivery.
+- ``sigint``: how the blocking reader keeps Ctrl-C from landing mid-delivery;
+- ``registration``: the startup handshake's sockets (a launcher's registration socket, and a
+  kernel binding ports of its own and reporting them).
 """
 
 from .asynchronous import ZmqAsyncTransport

@@ -221,9 +221,10 @@ def bind_kernel_socket(
 class HeartbeatEcho(threading.Thread):
     """Echoes heartbeats from a thread of its own, in C, so a busy kernel still answers."""
 
-    def __init__(self, info: ConnectionInfo, context: zmq.Context[Any] | None = None) -> None:
+    def __init__(self, socket: zmq.Socket[Any]) -> None:
+        """``socket``: the bound hb socket (``bind_kernel_socket(info, "hb")``)."""
         super().__init__(name="runtimelib-heartbeat", daemon=True)
-        self.socket = bind_kernel_socket(info, "hb", context)
+        self.socket = socket
 
     def run(self) -> None:
         # A ROUTER that is both ends of a queue device sends every message back to its sender.
