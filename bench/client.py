@@ -25,20 +25,12 @@ import anyio
 import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 
+from _env import median_ms
 from runtimelib import AsyncKernelClient, ConnectionInfo, KernelClient, KernelManager
 from runtimelib.messages import ExecuteRequest, KernelInfoRequest, Message, Status, Stream
 from runtimelib.protocol import Session
 
 FLOOD = "for i in range(20000): print(i)"
-
-
-def _ms(fn: Callable[[], Any], count: int) -> float:
-    samples = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def _ours_async(info: ConnectionInfo, count: int) -> dict[str, float]:
@@ -69,8 +61,8 @@ def _ours_async(info: ConnectionInfo, count: int) -> dict[str, float]:
 
 def _ours_blocking(info: ConnectionInfo, count: int) -> dict[str, float]:
     with KernelClient(info) as kc:
-        info_ms = _ms(kc.kernel_info, count)
-        pass_ms = _ms(lambda: kc.execute("pass"), count)
+        info_ms = median_ms(kc.kernel_info, count)
+        pass_ms = median_ms(lambda: kc.execute("pass"), count)
         t0 = time.perf_counter()
         flood = kc.execute(FLOOD, timeout=120)
         return {
@@ -87,8 +79,8 @@ def _theirs(info: ConnectionInfo, count: int) -> dict[str, float]:
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
-        info_ms = _ms(lambda: kc.kernel_info(reply=True, timeout=30), count)
-        pass_ms = _ms(lambda: kc.execute_interactive("pass", timeout=30), count)
+        info_ms = median_ms(lambda: kc.kernel_info(reply=True, timeout=30), count)
+        pass_ms = median_ms(lambda: kc.execute_interactive("pass", timeout=30), count)
         text: list[str] = []
 
         def hook(msg: dict[str, Any]) -> None:
@@ -144,11 +136,11 @@ def _raw(info: ConnectionInfo, count: int) -> dict[str, float]:
         time.sleep(0.5)  # let the subscription reach the kernel
         while sub.poll(50):
             sub.recv_multipart()
-        info_ms = _ms(kernel_info, count)
+        info_ms = median_ms(kernel_info, count)
         # kernel_info's own busy and idle statuses are still on their way: drop them.
         while sub.poll(50):
             sub.recv_multipart()
-        pass_ms = _ms(execute, count)
+        pass_ms = median_ms(execute, count)
         request = session.message(ExecuteRequest(code=FLOOD))
         lines = 0
 

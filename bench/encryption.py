@@ -17,33 +17,23 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
 from jupyter_client.manager import KernelManager as JupyterKernelManager
 
-from _env import cache_bytecode
+from _env import cache_bytecode, median_ms
 from runtimelib import KernelManager
 
 FLOOD = "for i in range(20000): print(i)"
 POLICIES = ("disabled", "required")
 
 
-def _ms(fn: Callable[[], Any], count: int) -> float:
-    samples = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
-
-
 def _ours(kernel: str, policy: str, count: int) -> dict[str, float]:
     manager = KernelManager(kernel, transport_encryption=policy, output="devnull")  # type: ignore[arg-type]
     with manager as km, km.client() as kc:
         rows = {
-            "kernel_info ms": _ms(kc.kernel_info, count),
-            "execute ms": _ms(lambda: kc.execute("pass"), count),
+            "kernel_info ms": median_ms(kc.kernel_info, count),
+            "execute ms": median_ms(lambda: kc.execute("pass"), count),
         }
         t0 = time.perf_counter()
         lines = kc.execute(FLOOD, timeout=120).stdout.count("\n")
@@ -60,8 +50,10 @@ def _theirs(kernel: str, policy: str, count: int) -> dict[str, float]:
     try:
         kc.wait_for_ready(timeout=60)
         rows = {
-            "kernel_info ms": _ms(lambda: kc.kernel_info(reply=True), count),
-            "execute ms": _ms(lambda: kc.execute_interactive("pass", output_hook=_drop), count),
+            "kernel_info ms": median_ms(lambda: kc.kernel_info(reply=True), count),
+            "execute ms": median_ms(
+                lambda: kc.execute_interactive("pass", output_hook=_drop), count
+            ),
         }
         lines = 0
 

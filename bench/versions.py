@@ -24,17 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _env import median_ms
+
 HERE = Path(__file__).resolve().parent
 FLOOD = "for i in range(20000): print(i)"
-
-
-def _median_ms(fn: Any, count: int) -> float:
-    samples = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def _measure(kernel: str) -> dict[str, float]:
@@ -51,8 +44,8 @@ def _measure(kernel: str) -> dict[str, float]:
     try:
         assert km.connection_info is not None
         with km.client() as kc:
-            rows["blocking kernel_info ms"] = _median_ms(kc.kernel_info, 200)
-            rows["blocking execute ms"] = _median_ms(lambda: kc.execute("pass"), 200)
+            rows["blocking kernel_info ms"] = median_ms(kc.kernel_info, 200)
+            rows["blocking execute ms"] = median_ms(lambda: kc.execute("pass"), 200)
             t0 = time.perf_counter()
             lines = kc.execute(FLOOD, timeout=120).stdout.count("\n")
             rows["flood s"] = time.perf_counter() - t0

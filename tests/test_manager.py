@@ -313,8 +313,11 @@ PARENT = textwrap.dedent(
 )
 
 
+# python3 and runtimelib-echo start encrypted (their specs declare CurveZMQ) and the echo
+# kernel registers its own ports: the guard ends them all the same.
 @pytest.mark.parametrize(
-    ("name", "how"), [("python3", "kill"), ("xpython", "kill"), ("xpython", "exit")]
+    ("name", "how"),
+    [("python3", "kill"), ("runtimelib-echo", "kill"), ("xpython", "kill"), ("xpython", "exit")],
 )
 def test_kernel_ends_when_its_parent_dies(
     name: str, how: str, assert_gone: list[int], jupyter_env: Path
