@@ -6,8 +6,9 @@ For runtimelib-python and ipykernel (python3), each started plain and encrypted 
 managers' transport_encryption "disabled" and "required"): kernel_info and execute('pass')
 round trips (medians of 200, ms) and 20,000 printed lines to idle (s, and the lines that
 arrived), with runtimelib's blocking client and with jupyter_client's (its own manager, with
-the same policy). Rounds alternate plain and encrypted; printed: medians, and encrypted / plain
-for each client.
+the same policy); and the floor, pyzmq alone (a round trip, and the flood's bytes one way),
+which shows what CurveZMQ itself costs in this libzmq. Rounds alternate plain and encrypted;
+printed: medians, and encrypted / plain for each.
 """
 
 from __future__ import annotations
@@ -72,6 +73,48 @@ def _theirs(kernel: str, policy: str, count: int) -> dict[str, float]:
         km.shutdown_kernel(now=True)
 
 
+def _limit(kernel: str, policy: str, count: int) -> dict[str, float]:
+    """The floor: pyzmq alone, a DEALER and a ROUTER on loopback tcp, plain or CurveZMQ. A
+    round trip of a request-sized message, and the flood's bytes as our kernel sends them
+    (two stream messages of 55 KB), one way."""
+    import zmq
+
+    context = zmq.Context()
+    server, client = context.socket(zmq.ROUTER), context.socket(zmq.DEALER)
+    if policy == "required":
+        server_public, server_secret = zmq.curve_keypair()
+        server.curve_secretkey, server.curve_publickey = server_secret, server_public
+        server.curve_server = True
+        client.curve_publickey, client.curve_secretkey = zmq.curve_keypair()
+        client.curve_serverkey = server_public
+    port = server.bind_to_random_port("tcp://127.0.0.1")
+    client.connect(f"tcp://127.0.0.1:{port}")
+    request, chunk = b"x" * 600, b"1234\n" * 11_000
+    try:
+        client.send(request)
+        identity, _ = server.recv_multipart()  # connected (and the handshake done)
+
+        def round_trip() -> None:
+            client.send(request)
+            server.send_multipart(server.recv_multipart())
+            client.recv()
+
+        def flood() -> None:
+            for _ in range(2):
+                server.send_multipart([identity, chunk])
+            for _ in range(2):
+                client.recv()
+
+        return {
+            "round trip ms": median_ms(round_trip, count),
+            "flood ms": median_ms(flood, 20),
+        }
+    finally:
+        client.close(0)
+        server.close(0)
+        context.term()
+
+
 def _drop(message: dict[str, Any]) -> None:
     pass
 
@@ -86,20 +129,24 @@ def main() -> None:
         os.environ["JUPYTER_RUNTIME_DIR"] = runtime
         cache_bytecode(os.path.join(runtime, "pycache"))
         print(f"median of {rounds} rounds; ratio = encrypted / plain")
-        for kernel in ("runtimelib-python", "python3"):
-            for who, measure in (("runtimelib", _ours), ("jupyter_client", _theirs)):
-                samples: dict[str, dict[str, list[float]]] = {p: {} for p in POLICIES}
-                for _ in range(rounds):
-                    for policy in POLICIES:
-                        for row, value in measure(kernel, policy, count).items():
-                            samples[policy].setdefault(row, []).append(value)
-                for row in samples["disabled"]:
-                    plain = statistics.median(samples["disabled"][row])
-                    secret = statistics.median(samples["required"][row])
-                    print(
-                        f"  {kernel:17} {who:14} {row:15} plain {plain:9.3f}"
-                        f"  encrypted {secret:9.3f}  {secret / plain:5.2f}x"
-                    )
+        runs = [
+            (kernel, who, measure)
+            for kernel in ("runtimelib-python", "python3")
+            for who, measure in (("runtimelib", _ours), ("jupyter_client", _theirs))
+        ]
+        for kernel, who, measure in [("-", "pyzmq (limit)", _limit), *runs]:
+            samples: dict[str, dict[str, list[float]]] = {p: {} for p in POLICIES}
+            for _ in range(rounds):
+                for policy in POLICIES:
+                    for row, value in measure(kernel, policy, count).items():
+                        samples[policy].setdefault(row, []).append(value)
+            for row in samples["disabled"]:
+                plain = statistics.median(samples["disabled"][row])
+                secret = statistics.median(samples["required"][row])
+                print(
+                    f"  {kernel:17} {who:14} {row:15} plain {plain:9.3f}"
+                    f"  encrypted {secret:9.3f}  {secret / plain:5.2f}x"
+                )
 
 
 if __name__ == "__main__":
