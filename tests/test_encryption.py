@@ -29,7 +29,7 @@ from runtimelib import (
 )
 from runtimelib.connection import curve_keypair
 from runtimelib.manager import KernelProcess
-from runtimelib.transports.zmq import HandshakeWatch, client_socket
+from runtimelib.transports.zmq import client_socket, watched_socket
 
 pytestmark = pytest.mark.usefixtures("jupyter_env")
 
@@ -151,8 +151,7 @@ def encrypted_echo(tmp_path: Path) -> Iterator[ConnectionInfo]:
 
 
 def _handshake_failure(info: ConnectionInfo) -> str:
-    sock = client_socket(info, "shell", session_id="probe")
-    watch = HandshakeWatch(sock, info.endpoint("shell"), encrypted=info.encrypted)
+    sock, watch = watched_socket(info, "shell", session_id="probe")
     try:
         for _ in range(200):
             if (failure := watch.failure()) is not None:

@@ -14,8 +14,8 @@ from ..client.asynchronous import AsyncKernelClient
 from ..client.readiness import Readiness
 from ..errors import KernelLaunchError, KernelTimeoutError, RemoteProtocolError, TransportError
 from ..messages import InterruptReply, InterruptRequest
-from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel, Farewell, HandshakeWatch
-from ..transports.zmq.sockets import POLLIN, zmq_events, zmq_fd
+from ..transports.zmq import STARTUP_RECONNECT_MS, AsyncChannel, Farewell
+from ..transports.zmq.sockets import POLLIN, watched_socket, zmq_events, zmq_fd
 from .base import FAREWELL_SECONDS, HANDSHAKE_POLL_SECONDS, ManagerBase, log
 from .launcher import LaunchedKernel
 
@@ -81,11 +81,12 @@ class AsyncKernelManager(ManagerBase):
         session = self._session()
         readiness = Readiness(session)
         info = self.connection_info
-        iopub, shell = (
-            AsyncChannel.connect(info, name, session=session, reconnect_ms=STARTUP_RECONNECT_MS)
-            for name in ("iopub", "shell")
+        reconnect_ms = STARTUP_RECONNECT_MS
+        iopub = AsyncChannel.connect(info, "iopub", session=session, reconnect_ms=reconnect_ms)
+        sock, handshake = watched_socket(
+            info, "shell", session_id=session.session_id, reconnect_ms=reconnect_ms
         )
-        handshake = HandshakeWatch(shell.socket, info.endpoint("shell"), encrypted=info.encrypted)
+        shell = AsyncChannel(sock, session, "shell")
         heard = anyio.Event()
         answered = anyio.Event()
         exited = False
@@ -124,11 +125,13 @@ class AsyncKernelManager(ManagerBase):
                     tg.start_soon(read, iopub, heard)
                     tg.start_soon(read, shell, answered)
                     await shell.send(readiness.request())
-                    await answered.wait()
-                    while not readiness.heard_iopub:
+                    while not readiness.ready:
+                        # No answer yet (a request can be lost while the kernel starts), or
+                        # iopub still silent: ask again, on Readiness's schedule.
+                        waiting = answered if readiness.reply is None else heard
                         with anyio.move_on_after(readiness.resend_after):
-                            await heard.wait()
-                        if not readiness.heard_iopub:
+                            await waiting.wait()
+                        if not waiting.is_set():
                             await shell.send(readiness.request())
                     tg.cancel_scope.cancel()
         finally:

@@ -102,7 +102,7 @@ class KernelManager(ManagerBase):
         import zmq
 
         from ..client.readiness import Readiness
-        from ..transports.zmq import STARTUP_RECONNECT_MS, Channel, HandshakeWatch
+        from ..transports.zmq import STARTUP_RECONNECT_MS, Channel, watched_socket
 
         deadline = time.monotonic() + self.startup_timeout
         if self._registration is not None:
@@ -111,11 +111,11 @@ class KernelManager(ManagerBase):
         session = self._session()
         readiness = Readiness(session)
         info = self.connection_info
-        iopub, shell = (
-            Channel.connect(info, name, session=session, reconnect_ms=STARTUP_RECONNECT_MS)
-            for name in ("iopub", "shell")
+        iopub = Channel.connect(info, "iopub", session=session, reconnect_ms=STARTUP_RECONNECT_MS)
+        sock, handshake = watched_socket(
+            info, "shell", session_id=session.session_id, reconnect_ms=STARTUP_RECONNECT_MS
         )
-        handshake = HandshakeWatch(shell.socket, info.endpoint("shell"), encrypted=info.encrypted)
+        shell = Channel(sock, session, "shell")
         poller = zmq.Poller()
         poller.register(iopub.socket, zmq.POLLIN)
         poller.register(shell.socket, zmq.POLLIN)
@@ -130,8 +130,10 @@ class KernelManager(ManagerBase):
                 now = time.monotonic()
                 if now >= deadline:
                     raise self._startup_timed_out(process)
-                if readiness.reply is not None and now - last_sent >= readiness.resend_after:
-                    shell.send(readiness.request())  # iopub still silent: ask again
+                if now - last_sent >= readiness.resend_after:
+                    # No answer yet (a request can be lost while the kernel starts), or iopub
+                    # still silent: ask again, on Readiness's schedule.
+                    shell.send(readiness.request())
                     last_sent = now
                 events: dict[Any, int] = dict(poller.poll(int(_POLL_SECONDS * 1000)))
                 for channel in (iopub, shell):

@@ -24,6 +24,7 @@ from .sockets import (
     client_socket,
     recv_parts,
     send_parts,
+    watched_socket,
     zmq_events,
     zmq_fd,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "client_socket",
     "recv_parts",
     "send_parts",
+    "watched_socket",
     "zmq_events",
     "zmq_fd",
 ]

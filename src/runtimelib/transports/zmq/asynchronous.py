@@ -21,7 +21,7 @@ from ...messages import Message
 from ...protocol import Session
 from ..base import AsyncTransport, Deliver
 from .channels import AsyncChannel, AsyncHeartbeat, Beats, ZmqSettings, unreadable
-from .sockets import MESSAGE_CHANNELS, POLLIN, HandshakeWatch, recv_parts, zmq_events, zmq_fd
+from .sockets import MESSAGE_CHANNELS, POLLIN, recv_parts, zmq_events, zmq_fd
 
 if TYPE_CHECKING:
     pass
@@ -300,28 +300,24 @@ class ZmqAsyncTransport(ZmqSettings, AsyncTransport):
             await anyio.sleep_forever()
             return
         beats = Beats(self.heartbeat_misses)
-        async with AsyncHeartbeat(self.info) as heart:
-            handshake = HandshakeWatch(
-                heart.socket, self.info.endpoint("hb"), encrypted=self.info.encrypted
-            )
-            try:
-                while True:
-                    if await heart.ping(interval):
-                        if beats.answered():
-                            alive()
-                        await anyio.sleep(interval)
-                        continue
-                    if not handshake.succeeded:
-                        # Never connected: a CurveZMQ mismatch fails at once, with its reason.
-                        refused = await anyio.to_thread.run_sync(handshake.failure)
-                        if refused is not None:
-                            self.fail_after_delivery(EncryptionError(refused), dead)
-                            await anyio.sleep_forever()
-                    death = beats.missed()
-                    if death is not None:
-                        self.fail_after_delivery(death, dead)
-            finally:
-                handshake.close()
+        async with AsyncHeartbeat(self.info, watch=True) as heart:
+            handshake = heart.handshake
+            assert handshake is not None
+            while True:
+                if await heart.ping(interval):
+                    if beats.answered():
+                        alive()
+                    await anyio.sleep(interval)
+                    continue
+                if not handshake.succeeded:
+                    # Never connected: a CurveZMQ mismatch fails at once, with its reason.
+                    refused = await anyio.to_thread.run_sync(handshake.failure)
+                    if refused is not None:
+                        self.fail_after_delivery(EncryptionError(refused), dead)
+                        await anyio.sleep_forever()
+                death = beats.missed()
+                if death is not None:
+                    self.fail_after_delivery(death, dead)
 
     async def aclose(self) -> None:
         """Close every socket."""

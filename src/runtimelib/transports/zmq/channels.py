@@ -25,10 +25,12 @@ from ..base import Deliver
 from .sockets import (
     POLLIN,
     RECONNECT_MS,
+    HandshakeWatch,
     client_socket,
     recv_parts,
     send_now,
     send_parts,
+    watched_socket,
     zmq_events,
     zmq_fd,
 )
@@ -211,11 +213,20 @@ class Channel(_ChannelBase):
 
 
 class _HeartbeatBase:
-    def __init__(self, info: ConnectionInfo, context: zmq.Context[Any] | None = None) -> None:
-        self.socket = client_socket(info, "hb", session_id="", context=context)
+    def __init__(
+        self, info: ConnectionInfo, context: zmq.Context[Any] | None = None, *, watch: bool = False
+    ) -> None:
+        """``watch``: keep a HandshakeWatch of the connection (``handshake``)."""
+        self.handshake: HandshakeWatch | None = None
+        if watch:
+            self.socket, self.handshake = watched_socket(info, "hb", session_id="", context=context)
+        else:
+            self.socket = client_socket(info, "hb", session_id="", context=context)
 
     def close(self) -> None:
         """Close the socket."""
+        if self.handshake is not None:
+            self.handshake.close()
         self.socket.close(linger=0)
 
 

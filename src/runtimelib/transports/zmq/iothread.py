@@ -34,7 +34,15 @@ from ...errors import EncryptionError, RemoteProtocolError, TransportError
 from ..base import Deliver
 from .channels import Beats, unreadable
 from .sigint import HeldSigint
-from .sockets import POLLIN, HandshakeWatch, client_socket, recv_parts, send_parts, zmq_events
+from .sockets import (
+    POLLIN,
+    HandshakeWatch,
+    client_socket,
+    recv_parts,
+    send_parts,
+    watched_socket,
+    zmq_events,
+)
 
 if TYPE_CHECKING:
     from .blocking import ZmqTransport
@@ -365,10 +373,8 @@ class _HeartWatch:
         self.next_at = time.monotonic()
         self.handshake: HandshakeWatch | None = None
         if self.interval:
-            info = transport.info
-            self.socket = client_socket(info, "hb", session_id="", context=thread.context)
-            self.handshake = HandshakeWatch(
-                self.socket, info.endpoint("hb"), encrypted=info.encrypted
+            self.socket, self.handshake = watched_socket(
+                transport.info, "hb", session_id="", context=thread.context
             )
             poller.register(self.socket, zmq.POLLIN)
 

@@ -35,6 +35,7 @@ __all__ = [
     "recv_parts",
     "send_now",
     "send_parts",
+    "watched_socket",
     "zmq_events",
     "zmq_fd",
 ]
@@ -82,11 +83,12 @@ def client_socket(
     context: zmq.Context[Any] | None = None,
     reconnect_ms: int = RECONNECT_MS,
     immediate: bool = False,
+    connect: bool = True,
 ) -> zmq.Socket[Any]:
     """A connected client socket for ``channel``, configured as the protocol needs.
 
     ``immediate`` queues messages only once connected (ZMQ_IMMEDIATE); a negative
-    ``reconnect_ms`` never reconnects.
+    ``reconnect_ms`` never reconnects. ``connect=False`` leaves the connecting to the caller.
     """
     if channel == "heartbeat":
         channel = "hb"
@@ -126,10 +128,29 @@ def client_socket(
             sock.curve_serverkey = info.curve_public_key.encode("ascii")
             sock.curve_publickey = public
             sock.curve_secretkey = secret
-        sock.connect(info.endpoint(channel))
+        if connect:
+            sock.connect(info.endpoint(channel))
     except zmq.ZMQError as exc:
         raise TransportError(f"cannot connect to the {channel} channel: {exc}") from exc
     return sock
+
+
+def watched_socket(
+    info: ConnectionInfo, channel: str, **options: Any
+) -> tuple[zmq.Socket[Any], HandshakeWatch]:
+    """``client_socket``, with a HandshakeWatch attached before it connects: a mismatch of
+    mechanisms ends a connection for good (libzmq does not retry it), so a watch attached
+    after the connect could miss the one failure there will ever be."""
+    sock = client_socket(info, channel, **options, connect=False)
+    endpoint = info.endpoint(channel)
+    watch = HandshakeWatch(sock, endpoint, encrypted=info.encrypted)
+    try:
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        watch.close()
+        sock.close(0)
+        raise TransportError(f"cannot connect to the {channel} channel: {exc}") from exc
+    return sock, watch
 
 
 def zmq_fd(sock: zmq.Socket[Any]) -> int:
@@ -275,6 +296,7 @@ class HandshakeWatch:
     """
 
     def __init__(self, sock: zmq.Socket[Any], endpoint: str, *, encrypted: bool) -> None:
+        """Watch ``sock``, about to connect to ``endpoint`` (see ``watched_socket``)."""
         self._sock = sock
         self._endpoint = endpoint
         self._encrypted = encrypted
