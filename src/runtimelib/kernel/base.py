@@ -179,12 +179,12 @@ class Kernel(Publisher):
             self._sockets[name] = AsyncChannel(sockets[name], self.session, name)
         self._heartbeat = HeartbeatEcho(sockets["hb"])
         self._heartbeat.start()
-        if registration is not None:
-            if self.connection_file is not None:
-                # For other clients, as the handshake asks; the launcher rewrites it later.
-                info.write(self.connection_file)
-            register(info, *registration, self._context)
         try:
+            if registration is not None:
+                if self.connection_file is not None:
+                    # For other clients, as the handshake asks; the launcher rewrites it later.
+                    info.write(self.connection_file)
+                register(info, *registration, self._context)
             async with anyio.create_task_group() as tg:
                 # "starting" goes to each subscriber with its welcome, until the first request
                 # (_welcome_subscribers): published here as well, it could reach one that
