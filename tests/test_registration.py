@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -223,16 +224,26 @@ async def test_the_async_manager_waits_for_the_registration(
         assert (await kc.execute("hi", timeout=T)).stdout == "hi\n"
 
 
-def test_the_handshake_can_be_forced_or_refused() -> None:
+def test_the_handshake_can_be_forced_or_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     plain = _spec("runtimelib-echo", metadata={})
-    with KernelManager(spec=plain, startup_handshake=True) as km, km.client() as kc:
-        assert kc.execute("forced", timeout=T).stdout == "forced\n"
-    picked: list[int] = []
+    assert not plain.supports_registration
+    with monkeypatch.context() as patched:
+        _no_port_picking(patched)
+        with KernelManager(spec=plain, startup_handshake=True) as km, km.client() as kc:
+            assert kc.execute("forced", timeout=T).stdout == "forced\n"
+    from runtimelib import connection
+
+    picks: list[int] = []
+    pick = connection.find_free_ports
+
+    def counted(*args: Any, **kwargs: Any) -> list[int]:
+        picks.append(1)
+        return pick(*args, **kwargs)
+
+    monkeypatch.setattr(connection, "find_free_ports", counted)
     with KernelManager("runtimelib-echo", startup_handshake=False) as km, km.client() as kc:
-        assert km.connection_info is not None
-        picked.append(km.connection_info.shell_port)
+        assert picks == [1]  # ports picked here, for a spec that could have registered
         assert kc.execute("refused", timeout=T).stdout == "refused\n"
-    assert picked[0] != 0
 
 
 def test_xeus_python_registers_when_its_spec_says_protocol_5_6() -> None:
@@ -250,6 +261,15 @@ def test_encrypted_kernels_register_too() -> None:
         assert all(km.connection_info.ports.values())
         with km.client() as kc:
             assert kc.execute("sealed", timeout=T).stdout == "sealed\n"
+
+
+def test_an_address_that_cannot_be_bound_fails_before_launch(jupyter_env: Path) -> None:
+    # 203.0.113.0/24 is for documentation: no interface here has it.
+    manager = KernelManager("runtimelib-echo", ip="203.0.113.7")
+    with pytest.raises(errors.KernelLaunchError, match="registration socket"):
+        manager.start()
+    assert manager.process is None
+    assert list(jupyter_env.glob("kernel-*.json")) == []
 
 
 SILENT = "import sys, time; print('never registering', flush=True); time.sleep(60)"

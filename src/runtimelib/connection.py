@@ -25,6 +25,7 @@ __all__ = [
     "InsecureConnectionFileWarning",
     "curve_keypair",
     "find_free_ports",
+    "zmq_endpoint",
 ]
 
 #: The five channels of a kernel, in the order their ports are assigned by ``ConnectionInfo.new``.
@@ -151,9 +152,7 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
         if "registration_port" not in extra:
             return None
         host = str(extra.get("registration_ip") or self.ip)
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        endpoint = f"{self.transport}://{host}:{extra['registration_port']}"
+        endpoint = zmq_endpoint(self.transport, host, extra["registration_port"])
         return str(extra.get("kernel_id", "")), endpoint
 
     def registered(self, ports: Mapping[str, int]) -> ConnectionInfo:
@@ -303,14 +302,7 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
         name = _CHANNEL_ALIASES.get(channel, channel)
         if name not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
-        port: int = getattr(self, f"{name}_port")
-        if self.transport == "ipc":
-            # jupyter's convention: the ip is a path prefix and the port a numeric suffix.
-            return f"ipc://{self.ip}-{port}"
-        host = self.ip
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        return f"tcp://{host}:{port}"
+        return zmq_endpoint(self.transport, self.ip, getattr(self, f"{name}_port"))
 
     @property
     def shell_url(self) -> str:
@@ -336,6 +328,15 @@ class ConnectionInfo(msgspec.Struct, kw_only=True, frozen=True):
     def hb_url(self) -> str:
         """The heartbeat channel's endpoint."""
         return self.endpoint("hb")
+
+
+def zmq_endpoint(transport: str, ip: str, port: int | str) -> str:
+    """The ZeroMQ endpoint of ``port`` at ``ip`` (an IPv6 address gets its brackets)."""
+    if transport == "ipc":
+        # jupyter's convention: the ip is a path prefix and the port a numeric suffix.
+        return f"ipc://{ip}-{port}"
+    host = f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
+    return f"tcp://{host}:{port}"
 
 
 _OBJECT_DECODER = msgspec.json.Decoder(dict[str, Any])

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..connection import ConnectionFileWarning, ConnectionInfo, curve_keypair
-from ..errors import ConnectionFileError, EncryptionError, KernelLaunchError, KernelTimeoutError
+from ..errors import (
+    ConnectionFileError,
+    EncryptionError,
+    KernelLaunchError,
+    KernelTimeoutError,
+    TransportError,
+)
 from ..kernelspec import KernelSpec, default_kernel_name, find_kernelspec
 from ..messages import Content, InterruptRequest, KernelInfoReply, ShutdownRequest
 from ..protocol import Session
@@ -240,9 +246,12 @@ class ManagerBase:
 
         assert self.connection_info is not None
         self._close_registration()
-        self._registration = RegistrationSocket(
-            self.connection_info, self.kernel_id, zmq.Context.instance()
-        )
+        try:
+            self._registration = RegistrationSocket(
+                self.connection_info, self.kernel_id, zmq.Context.instance()
+            )
+        except TransportError as exc:
+            raise KernelLaunchError(f"kernel {self.kernel_name!r}: {exc}") from exc
 
     def _registered(self, ports: dict[str, int]) -> None:
         """The kernel reported its ports: from now on the connection file has them."""

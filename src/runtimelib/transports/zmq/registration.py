@@ -15,7 +15,7 @@ from typing import Any
 
 import zmq
 
-from ...connection import CHANNELS, ConnectionInfo
+from ...connection import CHANNELS, ConnectionInfo, zmq_endpoint
 from ...errors import RemoteProtocolError, TransportError
 from ...protocol.registration import (
     acknowledgement,
@@ -26,7 +26,13 @@ from ...protocol.registration import (
 from ...protocol.signing import Signer
 from .sockets import bind_kernel_socket
 
-__all__ = ["REGISTRATION_ACK_SECONDS", "RegistrationSocket", "bind_own_ports", "register"]
+__all__ = [
+    "REGISTRATION_ACK_SECONDS",
+    "RegistrationSocket",
+    "bind_own_ports",
+    "bound_port",
+    "register",
+]
 
 log = logging.getLogger("runtimelib.transport")
 
@@ -49,8 +55,8 @@ class RegistrationSocket:
         self.socket: zmq.Socket[Any] = context.socket(zmq.ROUTER)
         self.socket.linger = 1000  # the acknowledgement must leave before the close
         try:
-            host = f"[{info.ip}]" if ":" in info.ip else info.ip
-            self.port: int = self.socket.bind_to_random_port(f"tcp://{host}")
+            self.socket.bind(zmq_endpoint("tcp", info.ip, 0))  # the OS picks the port
+            self.port = bound_port(self.socket)
         except zmq.ZMQError as exc:
             self.socket.close(0)
             raise TransportError(f"cannot open the registration socket: {exc}") from exc
@@ -78,6 +84,12 @@ class RegistrationSocket:
         self.socket.close()
 
 
+def bound_port(sock: zmq.Socket[Any]) -> int:
+    """The port a socket bound (for ipc, its path's numeric suffix)."""
+    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    return int(endpoint.rsplit("-" if endpoint.startswith("ipc://") else ":", 1)[1])
+
+
 def bind_own_ports(
     info: ConnectionInfo, context: zmq.Context[Any]
 ) -> tuple[ConnectionInfo, dict[str, zmq.Socket[Any]]]:
@@ -92,8 +104,7 @@ def bind_own_ports(
         for channel in CHANNELS:
             sock = bind_kernel_socket(info, channel, context)
             sockets[channel] = sock
-            endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            ports[channel] = int(endpoint.rsplit("-" if info.transport == "ipc" else ":", 1)[1])
+            ports[channel] = bound_port(sock)
     except BaseException:
         for sock in sockets.values():
             sock.close(0)
