@@ -488,17 +488,13 @@ def test_a_part_beyond_max_frame_size_is_refused(fmt: str, where: str) -> None:
         message = Message.new(ExecuteRequest(code="x" * 5000), _REQUEST)
     with pytest.raises(errors.MessageTooLargeError) as caught:
         ws.decode(ws.encode(message))
-    if where == "content":
+    if fmt == "v1" and where == "content":
+        # The parent part is read from a v1 frame even when the frame is refused.
         assert caught.value.parent_id == _REQUEST.msg_id
     # Under the limit, the same codec reads it.
     assert codec(fmt, max_frame_size=8192).decode(ws.encode(message)).msg_id == message.msg_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the limit is checked per part after parsing, not against the whole frame",
-)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_frame_beyond_max_frame_size_is_refused(fmt: str) -> None:
     ws = codec(fmt, max_frame_size=4096)
@@ -512,11 +508,6 @@ def test_a_frame_beyond_max_frame_size_is_refused(fmt: str) -> None:
     raise AssertionError("a 9 KB frame passed a 4 KB max_frame_size")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="every empty part of a frame becomes a memoryview of ~200 bytes: 25x the frame",
-)
 def test_a_frame_of_empty_buffers_does_not_allocate_many_times_its_size() -> None:
     frame = v1_frame(b"shell", [*GOOD_PARTS, *[b""] * 32_000])
     tracemalloc.start()
@@ -531,7 +522,6 @@ def test_a_frame_of_empty_buffers_does_not_allocate_many_times_its_size() -> Non
     assert peak < 4 * len(frame), f"a {len(frame)} byte frame took {peak} bytes to decode"
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="msgspec's RecursionError leaks")
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_deeply_nested_json_is_refused(fmt: str) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
@@ -543,7 +533,6 @@ def test_deeply_nested_json_is_refused(fmt: str) -> None:
         codec(fmt).decode(frame)
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeEncodeError, reason="str.encode() of a surrogate")
 def test_a_text_frame_with_a_lone_surrogate_is_refused() -> None:
     with pytest.raises(errors.RemoteProtocolError):
         codec("legacy").decode('{"header": "\ud800", "channel": "shell"}')

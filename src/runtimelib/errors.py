@@ -18,6 +18,11 @@
     │   └── InvalidKernelNameError (ValueError) a name no kernelspec may have
     ├── TransportError                    a socket or websocket failed
     │   └── EncryptionError               the two ends disagree on CurveZMQ encryption
+    ├── ServerError                       a Jupyter Server (or gateway) refused or failed
+    │   ├── ServerAuthError               401/403: no token, or the wrong one
+    │   ├── ServerNotFoundError (LookupError) 404: no such kernel, kernelspec or session
+    │   ├── ServerConflictError           409: the request clashes with the kernel's state
+    │   └── ServerUnavailableError        5xx, or the server cannot be reached at all
     ├── KernelTimeoutError (TimeoutError) the kernel did not answer in time
     ├── KernelProcessError                the kernel process misbehaved
     │   ├── KernelLaunchError             it could not be started, or exited during startup
@@ -56,9 +61,15 @@ __all__ = [
     "RemoteProtocolError",
     "ReplayedMessageError",
     "RuntimelibError",
+    "ServerAuthError",
+    "ServerConflictError",
+    "ServerError",
+    "ServerNotFoundError",
+    "ServerUnavailableError",
     "SignatureError",
     "SignatureSchemeError",
     "TransportError",
+    "status_error",
 ]
 
 
@@ -136,6 +147,34 @@ class EncryptionError(TransportError):
     CurveZMQ though its spec says so, the keys are stale, or libzmq lacks CURVE."""
 
 
+class ServerError(RuntimelibError):
+    """A Jupyter Server or gateway answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (0 when there was no answer); the message carries the
+    server's own reason when it gave one, never the token.
+    """
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServerAuthError(ServerError):
+    """The server refused the token (401) or the token may not do this (403)."""
+
+
+class ServerNotFoundError(ServerError, LookupError):
+    """The server has no such kernel, kernelspec or session (404)."""
+
+
+class ServerConflictError(ServerError):
+    """The request clashes with the kernel's current state (409)."""
+
+
+class ServerUnavailableError(ServerError):
+    """The server failed (5xx), timed out, or could not be reached."""
+
+
 class KernelTimeoutError(RuntimelibError, TimeoutError):
     """The kernel did not answer within the allowed time."""
 
@@ -192,3 +231,44 @@ class CellExecutionError(RuntimelibError):
 
 class CellTimeoutError(CellExecutionError, TimeoutError):
     """A notebook cell ran longer than its timeout (the kernel was interrupted)."""
+
+
+def status_error(status: int, body: bytes, what: str) -> ServerError | None:
+    """The error a server's HTTP answer ``status`` to ``what`` means (None for success):
+    401 and 403 ServerAuthError, 404 ServerNotFoundError, 409 ServerConflictError, 5xx
+    ServerUnavailableError; the server's own reason (its JSON ``message``) is kept."""
+    if status < 400:
+        return None
+    reason = _server_reason(body)
+    detail = f": {reason}" if reason else ""
+    if status in (401, 403):
+        word = "refused the token" if status == 401 else "does not allow this with this token"
+        return ServerAuthError(f"{what}: the server {word} ({status}){detail}", status=status)
+    if status == 404:
+        return ServerNotFoundError(f"{what}: not found (404){detail}", status=status)
+    if status == 409:
+        return ServerConflictError(f"{what}: conflict (409){detail}", status=status)
+    if status >= 500:
+        return ServerUnavailableError(
+            f"{what}: the server failed ({status}){detail}", status=status
+        )
+    return ServerError(f"{what}: the server answered {status}{detail}", status=status)
+
+
+def _server_reason(body: bytes) -> str:
+    """A server's reason for an error: its JSON ``message`` (or ``reason``), else nothing;
+    bounded, so a hostile server cannot flood a log line."""
+    if not body or len(body) > 65536:
+        return ""
+    import json  # only on this error path
+
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if isinstance(value, dict):
+        for key in ("message", "reason"):
+            text = value.get(key)
+            if isinstance(text, str) and text:
+                return text[:300]
+    return ""

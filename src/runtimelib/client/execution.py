@@ -25,7 +25,10 @@ from .outputs import ExecutionResult, Output, OutputCollector
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["ExecuteOptions", "Execution"]
+__all__ = ["RATE_LIMIT_NOTICES", "ExecuteOptions", "Execution"]
+
+#: How a Jupyter Server's stderr notice begins when its iopub rate limit drops outputs.
+RATE_LIMIT_NOTICES = ("IOPub message rate exceeded.", "IOPub data rate exceeded.")
 
 Action = Literal["input", "skip", "yield"]
 
@@ -89,6 +92,8 @@ class Execution:
         #: What the input handler raised: the kernel got END_OF_INPUT instead, and the caller
         #: gets this once the kernel is done with the request.
         self.input_error: BaseException | None = None
+        #: Why some output may be missing (see ExecutionResult.missing_output).
+        self.missing_output: str | None = None
 
     @property
     def msg_id(self) -> str:
@@ -115,7 +120,16 @@ class Execution:
                 self.idle = True
             elif content.execution_state == "busy":
                 self.started = True
+        elif isinstance(content, Stream) and content.text.startswith(RATE_LIMIT_NOTICES):
+            # A Jupyter Server dropped outputs at its iopub rate limit, and said so.
+            self.missing_output = self.missing_output or content.text.split("\n", 1)[0]
         return "yield"
+
+    def note_gap(self, reason: str | None) -> None:
+        """Messages may have been lost while this request was pending (the transport said
+        so): the result tells why."""
+        if reason is not None and self.missing_output is None:
+            self.missing_output = reason
 
     def timed_out(self, timeout: float | None) -> KernelTimeoutError:
         """The error for an execution that ran out of time, saying what was waited for: the
@@ -177,5 +191,6 @@ class Execution:
             outputs=self.collector.outputs,
             reply=reply,
             msg_id=self.msg_id,
+            missing_output=self.missing_output,
             **extra,
         )

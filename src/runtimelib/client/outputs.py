@@ -145,6 +145,10 @@ class ExecutionResult(msgspec.Struct, kw_only=True):
     outputs: list[Output] = []
     reply: ExecuteReply | None = None
     msg_id: str = ""
+    #: Why some of this execution's output may be missing, None when none can be: a Jupyter
+    #: Server's iopub rate limit dropped some (its notice is among the outputs), or the
+    #: connection to the server dropped and it could not keep the output meanwhile.
+    missing_output: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -336,6 +336,7 @@ async def run(
             elif action == "yield":
                 yield message
     finally:
+        execution.note_gap(self.router.gaps.get(execution.msg_id))
         self.router.close(execution.msg_id)
         inbox.close()
     execution.raise_input_error()

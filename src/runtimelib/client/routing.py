@@ -14,6 +14,7 @@ from typing import Protocol
 
 from ..errors import RemoteProtocolError
 from ..messages import Content, Message
+from ..transports.base import OutputGap
 
 __all__ = ["DEFAULT_BACKLOG", "RECONNECT_WAIT", "Inbox", "Router"]
 
@@ -46,6 +47,8 @@ class Router:
         self.failure: BaseException | None = None
         #: When the last iopub message arrived (time.monotonic()).
         self.last_iopub = 0.0
+        #: Why output of a pending request may be missing, by its msg_id (see OutputGap).
+        self.gaps: dict[str, str] = {}
 
     def open(self, msg_id: str, inbox: Inbox) -> None:
         """Send the messages whose parent is ``msg_id`` to ``inbox`` from now on.
@@ -61,15 +64,22 @@ class Router:
     def close(self, msg_id: str) -> None:
         """Stop routing for ``msg_id``; later messages go to the backlog."""
         self._inboxes.pop(msg_id, None)
+        self.gaps.pop(msg_id, None)
 
     @property
     def pending(self) -> int:
         """How many requests are waiting."""
         return len(self._inboxes)
 
-    def dispatch(self, message: Message[Content] | RemoteProtocolError) -> None:
+    def dispatch(self, message: Message[Content] | RemoteProtocolError | OutputGap) -> None:
         """Deliver one received message, or the error that a message for a request could not
-        be read (too large): that request ends with it, rather than missing an output."""
+        be read (too large): that request ends with it, rather than missing an output; or
+        the news that messages may have been lost (every pending request records why)."""
+        if isinstance(message, OutputGap):
+            for msg_id in self._inboxes:
+                self.gaps.setdefault(msg_id, message.reason)
+            log.warning("output may be missing: %s", message.reason)
+            return
         if isinstance(message, RemoteProtocolError):
             target = self._inboxes.get(message.parent_id or "")
             if target is not None:

@@ -19,7 +19,7 @@ from ..messages.base import decode_content, decode_object, encode_json, salvage
 from ..messages.envelope import Buffer
 from .signing import DEFAULT_REPLAY_WINDOW, ReplayGuard, Signer
 
-__all__ = ["DEFAULT_MAX_FRAME_SIZE", "DELIMITER", "Session"]
+__all__ = ["DEFAULT_MAX_FRAME_SIZE", "DELIMITER", "Session", "json_parts", "parent_id_of"]
 
 #: The frame separating routing identities from the message (spec, "The Wire Protocol").
 DELIMITER = b"<IDS|MSG>"
@@ -88,22 +88,8 @@ class Session:
         made anew), so forwarding a message never changes it. ``identities`` overrides the
         message's own routing identities.
         """
-        content = message.content
-        if type(content) is not UnknownContent and content.msg_type != message.header.msg_type:
-            raise LocalProtocolError(
-                f"header says {message.header.msg_type!r} but content is {type(content).__name__}"
-            )
-        raw = message.raw or _NO_RAW
-        header = raw.header or encode_json(message.header)
-        if raw.parent_header is not None:
-            parent = raw.parent_header
-        elif message.parent_header is None:
-            parent = b"{}"
-        else:
-            parent = encode_json(message.parent_header)
-        metadata = raw.metadata or encode_json(message.metadata)
-        body = raw.content or encode_json(content)
-        signature = self.signer.sign((header, parent, metadata, body))
+        header, parent, metadata, body = parts = json_parts(message)
+        signature = self.signer.sign(parts)
         ids = message.identities if identities is None else identities
         return [*ids, DELIMITER, signature, header, parent, metadata, body, *message.buffers]
 
@@ -134,9 +120,24 @@ class Session:
             raise MessageTooLargeError(
                 f"a message of the kernel has a frame of {largest} bytes, more than the limit"
                 f" of {self.max_frame_size} (max_frame_size)",
-                parent_id=_parent_id(parent_b),
+                parent_id=parent_id_of(parent_b),
             )
 
+        try:
+            return self._decode(frames, split, header_b, parent_b, metadata_b, content_b, channel)
+        except RecursionError:
+            raise MessageDecodeError("a message nests its JSON too deeply") from None
+
+    def _decode(
+        self,
+        frames: Sequence[Buffer],
+        split: int,
+        header_b: bytes,
+        parent_b: bytes,
+        metadata_b: bytes,
+        content_b: bytes,
+        channel: str | None,
+    ) -> Message[Content]:
         problems: list[str] = []
         header = _decode_header(header_b, "header", problems)
         parent = None if parent_b in _EMPTY_PARENT else _decode_parent(parent_b, problems)
@@ -165,7 +166,30 @@ class Session:
 _NO_RAW = RawParts()
 
 
-def _parent_id(raw: bytes) -> str | None:
+def json_parts(message: Message[Any]) -> tuple[bytes, bytes, bytes, bytes]:
+    """The four JSON parts of ``message``: header, parent header, metadata, content.
+
+    Parts the message was received with are reused byte for byte, so forwarding a message
+    never changes it.
+    """
+    content = message.content
+    if type(content) is not UnknownContent and content.msg_type != message.header.msg_type:
+        raise LocalProtocolError(
+            f"header says {message.header.msg_type!r} but content is {type(content).__name__}"
+        )
+    raw = message.raw or _NO_RAW
+    header = raw.header or encode_json(message.header)
+    if raw.parent_header is not None:
+        parent = raw.parent_header
+    elif message.parent_header is None:
+        parent = b"{}"
+    else:
+        parent = encode_json(message.parent_header)
+    metadata = raw.metadata or encode_json(message.metadata)
+    return header, parent, metadata, raw.content or encode_json(content)
+
+
+def parent_id_of(raw: bytes) -> str | None:
     """The msg_id in a parent header, if it can be read (it is small even when the rest of
     the message is not)."""
     if len(raw) > 65536:

@@ -18,11 +18,24 @@ from ..errors import RemoteProtocolError
 from ..messages import Content, Message
 from ..protocol import Session
 
-__all__ = ["AsyncTransport", "Deliver", "Transport"]
+__all__ = ["AsyncTransport", "Deliver", "OutputGap", "Transport"]
 
-#: Called with each message the transport receives, its ``channel`` set; or with the error
-#: for one it could not read that answers a request (``RemoteProtocolError.parent_id``).
-Deliver = Callable[[Message[Content] | RemoteProtocolError], None]
+
+class OutputGap:
+    """Delivered when messages may have been lost on the way (a reconnection the server could
+    not replay): the requests pending at that moment learn that their output may be
+    incomplete."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+#: Called with each message the transport receives, its ``channel`` set; with the error for
+#: one it could not read that answers a request (``RemoteProtocolError.parent_id``); or with
+#: an OutputGap.
+Deliver = Callable[[Message[Content] | RemoteProtocolError | OutputGap], None]
 
 
 class AsyncTransport(abc.ABC):
