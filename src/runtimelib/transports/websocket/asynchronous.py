@@ -48,7 +48,7 @@ _DROPPED: tuple[type[Exception], ...] = (
     anyio.EndOfStream,
     OSError,
 )
-_SEND_FAILED = (*_DROPPED, TransportError)
+_SEND_FAILED: tuple[type[Exception], ...] = (*_DROPPED, TransportError)
 
 
 class WebsocketAsyncTransport(WebsocketCore, AsyncTransport):
