@@ -8,9 +8,11 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
+
+from .servers import Server, running_server
 
 # Kernelspecs of small misbehaving kernels, for the error paths of the lifecycle.
 PY = sys.executable
@@ -129,66 +131,40 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-class JupyterServer(NamedTuple):
-    """A Jupyter Server a test started."""
-
-    url: str
-    token: str
-    pid: int
-
-
 @pytest.fixture
-def jupyter_server(jupyter_env: Path, tmp_path: Path) -> Iterator[JupyterServer]:
+def jupyter_server(jupyter_env: Path, tmp_path: Path) -> Iterator[Server]:
     """A real Jupyter Server on 127.0.0.1 with a random token, writing its kernels'
     connection files in the test's runtime dir."""
-    import secrets
-    import socket
-    import subprocess
-    import time
-    import urllib.error
-    import urllib.request
+    with running_server("jupyter_server", tmp_path, env=dict(os.environ)) as server:
+        yield server
 
-    token = secrets.token_hex(16)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    root = tmp_path / "server-root"
-    root.mkdir()
-    log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-            "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        ],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            request = urllib.request.Request(
-                f"{url}/api/status", headers={"Authorization": f"token {token}"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        "jupyter_server did not start:\n" + (tmp_path / "server.log").read_text()
-                    ) from None
-                time.sleep(0.1)
-        yield JupyterServer(url, token, server.pid)
-    finally:
-        # SIGTERM: the server shuts its kernels down and removes their connection files.
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+
+@pytest.fixture(scope="session")
+def remote_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One Jupyter Server (default settings, rate limit on) shared by the remote tests of a
+    worker; its kernels see the environment's kernelspecs and the test kernelspecs."""
+    where = tmp_path_factory.mktemp("remote-server")
+    with running_server("jupyter_server", where, env=_server_env(where)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One Kernel Gateway shared by the remote tests of a worker."""
+    where = tmp_path_factory.mktemp("kernel-gateway")
+    with running_server("kernel_gateway", where, env=_server_env(where)) as server:
+        yield server
+
+
+def _server_env(where: Path) -> dict[str, str]:
+    kernels = where / "path" / "kernels"
+    for name, spec in TEST_SPECS.items():
+        (kernels / name).mkdir(parents=True, exist_ok=True)
+        (kernels / name / "kernel.json").write_text(json.dumps(spec))
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = str(where / "path")
+    env["JUPYTER_DATA_DIR"] = str(where / "data")
+    return env
 
 
 #: nbclient as the notebook tests run it. nbclient waits 4 s for a cell's last outputs after

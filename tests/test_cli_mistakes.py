@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from .conftest import JupyterServer
+from .servers import Server as JupyterServer
 from .test_cli import COMMAND, _pid_gone, _write, cli, write_stale_connection_file
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
@@ -325,7 +325,7 @@ def test_prune_says_what_it_kept(jupyter_env: Path) -> None:
 def test_restart_of_a_jupyter_server_kernel_goes_through_the_server(
     jupyter_server: JupyterServer, jupyter_env: Path
 ) -> None:
-    url, token, server_pid = jupyter_server
+    url, token, server_pid = jupyter_server[:3]
     kernel = _api(url, token, "POST", "/api/kernels", {"name": "python3"})
     kernel_id = kernel["id"]
     try:
