@@ -17,8 +17,9 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, Union, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, Union, cast
 
 import anyio
 import msgspec
@@ -34,10 +35,11 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .client import AsyncKernelClient, KernelClient
-    from .manager import AsyncKernelManager, KernelManager
     from .manager.base import EncryptionPolicy
 
 __all__ = [
+    "AsyncNotebookKernel",
+    "NotebookKernel",
     "NotebookRun",
     "RunOptions",
     "execute_notebook",
@@ -140,10 +142,15 @@ class NotebookRun:
 
     def kernel_name(self, given: str | None = None) -> str:
         """The kernel to use: the one given, else the notebook's kernelspec, else the default."""
+        return self.named_kernel(given) or default_kernel_name()
+
+    def named_kernel(self, given: str | None = None) -> str | None:
+        """The kernel given, else the notebook's kernelspec; None when neither names one."""
         if given:
             return given
         spec = self.nb.get("metadata", {}).get("kernelspec") or {}
-        return spec.get("name") or default_kernel_name()
+        name = spec.get("name")
+        return name if isinstance(name, str) and name else None
 
     def cells_to_run(self) -> list[int]:
         """The indices of the code cells that run: not blank, not tagged ``skip_tag``."""
@@ -405,6 +412,30 @@ def _kernel_arguments(name: str) -> list[str]:
 NotebookSource = Union["NotebookNode", Mapping[str, Any], str, "os.PathLike[str]"]
 
 
+class NotebookKernel(Protocol):
+    """What running a notebook needs of a kernel manager: clients of its kernel, and a way
+    to interrupt a cell past its timeout. KernelManager and RemoteKernelManager are ones."""
+
+    def client(self) -> KernelClient: ...
+
+    def interrupt(self) -> None: ...
+
+
+class AsyncNotebookKernel(Protocol):
+    """NotebookKernel for asyncio and trio (AsyncKernelManager, AsyncRemoteKernelManager)."""
+
+    def client(self) -> AsyncKernelClient: ...
+
+    async def interrupt(self) -> None: ...
+
+
+#: Makes the manager of a run's kernel, from the kernel named (by the caller, else by the
+#: notebook; None when neither names one): a context manager that starts the kernel on
+#: entering and ends it on leaving. The default starts a local kernel.
+KernelFactory = Callable[[str | None], AbstractContextManager[NotebookKernel]]
+AsyncKernelFactory = Callable[[str | None], AbstractAsyncContextManager[AsyncNotebookKernel]]
+
+
 class RunOptions(TypedDict, total=False):
     """How a notebook is run and written, as both ``execute_notebook`` twins take it (the
     keyword arguments of NotebookRun)."""
@@ -463,6 +494,7 @@ def execute_notebook(
     cwd: str | os.PathLike[str] | None = None,
     on_cell: CellCallback | None = None,
     transport_encryption: EncryptionPolicy | None = None,
+    kernel_factory: KernelFactory | None = None,
     **options: Unpack[RunOptions],
 ) -> NotebookNode:
     """Run every code cell of a notebook in order on one new kernel; return the notebook.
@@ -473,13 +505,20 @@ def execute_notebook(
     the run with CellExecutionError unless ``allow_errors`` or the cell's ``raises-exception``
     tag; the notebook keeps the outputs up to that cell either way. ``on_cell(position,
     count, cell)`` is called before each cell runs. ``transport_encryption`` is the kernel
-    manager's (CurveZMQ). The other options are RunOptions.
+    manager's (CurveZMQ). ``kernel_factory`` makes another kind of kernel manager (a
+    RemoteKernelManager, say: ``cwd`` and ``transport_encryption`` are then its business).
+    The other options are RunOptions.
     """
-    from .manager import KernelManager
-
     driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, transport_encryption, options)
     run = driver.run
-    with KernelManager(**driver.manager_options) as km, km.client() as kc:
+    manager: AbstractContextManager[NotebookKernel]
+    if kernel_factory is not None:
+        manager = kernel_factory(run.named_kernel(kernel_name))
+    else:
+        from .manager import KernelManager
+
+        manager = KernelManager(**driver.manager_options)
+    with manager as km, km.client() as kc:
         kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
         run.set_kernel_info(kc.request(KernelInfoRequest(), timeout=startup_timeout))
         for index in driver.cells(on_cell):
@@ -489,7 +528,7 @@ def execute_notebook(
 
 
 def _run_cell(
-    km: KernelManager, kc: KernelClient, run: NotebookRun, index: int, timeout: float | None
+    km: NotebookKernel, kc: KernelClient, run: NotebookRun, index: int, timeout: float | None
 ) -> None:
     timed_out = threading.Event()
 
@@ -527,14 +566,20 @@ async def execute_notebook_async(
     cwd: str | os.PathLike[str] | None = None,
     on_cell: CellCallback | None = None,
     transport_encryption: EncryptionPolicy | None = None,
+    kernel_factory: AsyncKernelFactory | None = None,
     **options: Unpack[RunOptions],
 ) -> NotebookNode:
     """``execute_notebook`` for asyncio and trio."""
-    from .manager import AsyncKernelManager
-
     driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, transport_encryption, options)
     run = driver.run
-    async with AsyncKernelManager(**driver.manager_options) as km, km.client() as kc:
+    manager: AbstractAsyncContextManager[AsyncNotebookKernel]
+    if kernel_factory is not None:
+        manager = kernel_factory(run.named_kernel(kernel_name))
+    else:
+        from .manager import AsyncKernelManager
+
+        manager = AsyncKernelManager(**driver.manager_options)
+    async with manager as km, km.client() as kc:
         kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
         run.set_kernel_info(await kc.request(KernelInfoRequest(), timeout=startup_timeout))
         for index in driver.cells(on_cell):
@@ -544,7 +589,7 @@ async def execute_notebook_async(
 
 
 async def _run_cell_async(
-    km: AsyncKernelManager,
+    km: AsyncNotebookKernel,
     kc: AsyncKernelClient,
     run: NotebookRun,
     index: int,

@@ -9,9 +9,15 @@ Exit codes, for scripts:
 3     no such kernel: no kernelspec by that name, or no running kernel by that id
 4     the kernel failed: it could not start, died, or did not stop
 5     timed out: the code ran past ``--timeout``, or the kernel did not answer
+6     the server (``--server``) could not be reached, or failed
+7     the server refused the token (``--token`` or ``JUPYTER_TOKEN``)
 70    a bug in runtimelib (``RUNTIMELIB_TRACEBACK=1`` shows where)
 130   stopped or interrupted by Ctrl-C
 ====  ================================================================
+
+With ``--server URL`` a command acts on the kernels of a Jupyter Server or Kernel Gateway
+instead of this machine's (cli/remote.py); a kernel or kernelspec the server does not have
+is exit code 3, as a local one is.
 
 Only argparse is imported to build the parser, so ``--help`` answers at once; each
 command imports what it needs when it runs.
@@ -34,11 +40,14 @@ __all__ = [
     "EXIT_KERNEL",
     "EXIT_NO_KERNEL",
     "EXIT_OK",
+    "EXIT_SERVER",
+    "EXIT_SERVER_AUTH",
     "EXIT_TIMEOUT",
     "EXIT_USAGE",
     "build_parser",
     "entry_point",
     "main",
+    "server_token",
 ]
 
 EXIT_OK = 0
@@ -47,12 +56,15 @@ EXIT_USAGE = 2
 EXIT_NO_KERNEL = 3
 EXIT_KERNEL = 4
 EXIT_TIMEOUT = 5
+EXIT_SERVER = 6
+EXIT_SERVER_AUTH = 7
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 _EPILOG = """\
 exit codes: 0 ok, 1 the code raised, 2 usage, 3 no such kernel, 4 kernel failed,
-5 timed out, 70 a bug in runtimelib, 130 Ctrl-C
+5 timed out, 6 server unreachable or failed, 7 server refused the token,
+70 a bug in runtimelib, 130 Ctrl-C
 """
 
 
@@ -182,6 +194,27 @@ def _kernel_option(parser: argparse.ArgumentParser, *, existing: bool = True) ->
         )
 
 
+def server_token(args: argparse.Namespace) -> str | None:
+    """The token for ``--server``: ``--token``, else ``JUPYTER_TOKEN``, else none."""
+    token = getattr(args, "token", None) or os.environ.get("JUPYTER_TOKEN")
+    return token or None
+
+
+def _server_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="act on the kernels of this Jupyter Server or Kernel Gateway instead of this"
+        " machine's",
+    )
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="the server's token (default: $JUPYTER_TOKEN, which other users cannot see in"
+        " the process list as they can see this option)",
+    )
+
+
 def build_parser() -> CommandParser:
     """The command line, with every subcommand."""
     parser = CommandParser(
@@ -202,6 +235,7 @@ def build_parser() -> CommandParser:
     kernels = add("kernels", "list, install and remove kernelspecs")
     kernels.add_argument("--json", action="store_true", help="print JSON")
     kernels.add_argument("-q", "--quiet", action="store_true", help="names only, one per line")
+    _server_option(kernels)
     specs = kernels.add_subparsers(dest="kernels_action", metavar="ACTION")
     install = specs.add_parser(
         "install",
@@ -236,10 +270,12 @@ def build_parser() -> CommandParser:
     _kernel_option(run)
     _code_source(run)
     run.add_argument("--cwd", metavar="DIR", type=_directory, help="the kernel's working directory")
+    _server_option(run)
 
     execute = add("exec", "run code on a running kernel")
     execute.add_argument("existing", metavar="ID|FILE", type=_kernel_id, help="the running kernel")
     _code_source(execute)
+    _server_option(execute)
 
     start = add("start", "start a kernel that keeps running in the background")
     _kernel_option(start, existing=False)
@@ -247,10 +283,12 @@ def build_parser() -> CommandParser:
         "--cwd", metavar="DIR", type=_directory, help="the kernel's working directory"
     )
     start.add_argument("--json", action="store_true", help="print JSON")
+    _server_option(start)
 
     ps = add("ps", "list the kernels running on this machine")
     ps.add_argument("--json", action="store_true", help="print JSON")
     ps.add_argument("-q", "--quiet", action="store_true", help="ids only, one per line")
+    _server_option(ps)
 
     for name, summary in (
         ("interrupt", "interrupt what a running kernel is doing"),
@@ -261,12 +299,17 @@ def build_parser() -> CommandParser:
         sub.add_argument(
             "--timeout", type=_seconds, default=10.0, help="seconds to wait (default 10)"
         )
+        _server_option(sub)
     stop = add("stop", "stop running kernels")
     which = stop.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "kernel_id", metavar="ID|FILE", nargs="?", type=_kernel_id, help="the running kernel"
     )
-    which.add_argument("--all", action="store_true", help="every kernel in the runtime dir")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="every kernel in the runtime dir (with --server: every kernel of the server)",
+    )
     stop.add_argument(
         "--timeout",
         type=_seconds,
@@ -275,6 +318,7 @@ def build_parser() -> CommandParser:
         "started (default 10)",
     )
     stop.add_argument("--json", action="store_true", help="print JSON")
+    _server_option(stop)
 
     prune = add("prune", "remove the connection files of kernels that no longer answer")
     prune.add_argument(
@@ -287,6 +331,7 @@ def build_parser() -> CommandParser:
 
     console = add("console", "an interactive prompt on a kernel")
     _kernel_option(console)
+    _server_option(console)
 
     notebook = add("execute", "run notebooks and write their outputs")
     notebook.add_argument("notebooks", metavar="NOTEBOOK", nargs="+", help=".ipynb files")
@@ -313,6 +358,7 @@ def build_parser() -> CommandParser:
         "--merge-streams", action="store_true", help="one stdout and one stderr output per cell"
     )
     notebook.add_argument("--json", action="store_true", help="report as JSON")
+    _server_option(notebook)
 
     completion = add("completion", "print a shell completion script")
     completion.add_argument("shell", choices=["bash", "zsh"])

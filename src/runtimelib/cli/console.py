@@ -39,9 +39,16 @@ _OUT_STYLE = "31"
 
 
 def run_console(args: argparse.Namespace) -> int:
-    """Run the console on a new kernel (``-k``) or a running one (``--existing``)."""
+    """Run the console on a new kernel (``-k``) or a running one (``--existing``), of this
+    machine or of a server (``--server``)."""
     terminal = Terminal()
     readline = _import_readline() if sys.stdin.isatty() else None
+    if getattr(args, "server", None) is not None:
+        from .remote import remote_kernel
+
+        # A kernel started for the console ends with it; an --existing one keeps running.
+        with remote_kernel(args, args.kernel, args.existing) as remote, remote.client() as kc:
+            return _Console(kc, remote.interrupt, terminal, readline).run()
     if args.existing:
         with KernelClient(find_running_kernel(args.existing)) as kc:
 

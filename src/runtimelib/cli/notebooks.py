@@ -154,6 +154,11 @@ def execute_notebooks(args: argparse.Namespace) -> int:
         if target is not None:
             _check_writable(target)
         jobs.append((path, nb, target))
+    factory = None
+    if args.server is not None:
+        from .remote import kernel_factory
+
+        factory = kernel_factory(args, launch_timeout=args.startup_timeout)
     terminal = Terminal()
     reports: list[dict[str, Any]] = []
     code = EXIT_OK
@@ -173,6 +178,7 @@ def execute_notebooks(args: argparse.Namespace) -> int:
                 merge_streams=args.merge_streams,
                 on_cell=progress,
                 transport_encryption=args.transport_encryption,
+                kernel_factory=factory,
             )
         except errors.CellExecutionError as exc:
             progress.done()
@@ -190,8 +196,14 @@ def execute_notebooks(args: argparse.Namespace) -> int:
                 if exc.traceback:
                     lines = exc.traceback if terminal.err_color else report["error"]["traceback"]
                     terminal.err.write("\n".join(lines) + "\n")
-        except (errors.KernelProcessError, errors.KernelTimeoutError, KeyboardInterrupt) as exc:
-            # The kernel died or stopped answering mid-notebook, or Ctrl-C: keep what ran.
+        except (
+            errors.KernelProcessError,
+            errors.KernelTimeoutError,
+            errors.ServerError,
+            KeyboardInterrupt,
+        ) as exc:
+            # The kernel died or stopped answering mid-notebook, its server failed, or Ctrl-C:
+            # keep what ran.
             progress.done()
             failed = exc
         progress.done()
