@@ -122,9 +122,9 @@ class WebsocketAsyncTransport(WebsocketCore, AsyncTransport):
             raise TransportError(
                 f"no websocket from {endpoint.authority} within {self.open_timeout:g} s"
             ) from None
-        except OSError as exc:
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             raise TransportError(
-                f"cannot reach {endpoint.authority} for the kernel's websocket: {exc}"
+                f"cannot reach {endpoint.authority} for the kernel's websocket: {exc!r}"
             ) from None
         self._ws, self._stream = ws, stream
         # What came in the same read as the handshake's answer.

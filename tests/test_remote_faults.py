@@ -1,0 +1,326 @@
+"""Remote kernels when things go wrong: a dropped websocket, a server that dies, a wrong
+token, a kernel shut down by another client, the server's rate limit, and a fake server
+sending frames that are not messages. Real Jupyter Servers throughout, except for the fake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from runtimelib.errors import (
+    KernelDiedError,
+    ServerAuthError,
+    ServerNotFoundError,
+    ServerUnavailableError,
+    TransportError,
+)
+from runtimelib.remote import (
+    AsyncJupyterServer,
+    AsyncRemoteKernelManager,
+    JupyterServer,
+    RemoteKernelManager,
+)
+
+from .proxies import CuttingProxy
+from .servers import Server, running_server
+
+pytestmark = pytest.mark.kernel
+
+#: Prints a numbered line every 50 ms for about two seconds.
+LINES = "import time\nfor i in range(40):\n    print(f'line {i}', flush=True)\n    time.sleep(0.05)"
+EXPECTED = "".join(f"line {i}\n" for i in range(40))
+FAST = {"reconnect_timeout": 20.0, "poll_interval": 0.5}
+
+
+def _through(client: object, proxy: CuttingProxy) -> None:
+    """Send a client's websocket through the proxy (its REST calls go straight)."""
+    transport = client.transport  # type: ignore[attr-defined]
+    transport.endpoint = dataclasses.replace(transport.endpoint, port=proxy.port)
+
+
+@pytest.fixture
+def proxy(remote_server: Server) -> Iterator[CuttingProxy]:
+    port = int(remote_server.url.rsplit(":", 1)[1])
+    cutter = CuttingProxy(port)
+    yield cutter
+    cutter.close()
+
+
+# -- a dropped websocket ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("legacy", [False, True], ids=["v1", "legacy"])
+async def test_every_line_arrives_once_across_a_dropped_websocket(
+    remote_server: Server, proxy: CuttingProxy, legacy: bool
+) -> None:
+    url, token = remote_server.url, remote_server.token
+    async with AsyncRemoteKernelManager("python3", url, token, legacy=legacy, **FAST) as km:
+        client = km.client()
+        _through(client, proxy)
+        async with client:
+            async with anyio.create_task_group() as tasks:
+
+                async def cut_soon() -> None:
+                    await anyio.sleep(0.6)
+                    proxy.cut()
+
+                tasks.start_soon(cut_soon)
+                result = await client.execute(LINES, timeout=60)
+            assert result.stdout == EXPECTED
+            assert client.transport.reconnects == 1  # type: ignore[attr-defined]
+            assert proxy.connections == 2
+            assert result.missing_output is None
+            # The client goes on as before.
+            again = await client.execute("print('after')", timeout=30)
+            assert again.stdout == "after\n"
+
+
+def test_every_line_arrives_once_across_a_dropped_websocket_blocking(
+    remote_server: Server, proxy: CuttingProxy
+) -> None:
+    with RemoteKernelManager("python3", remote_server.url, remote_server.token, **FAST) as km:
+        client = km.client()
+        _through(client, proxy)
+        with client:
+            timer = threading.Timer(0.6, proxy.cut)
+            timer.start()
+            try:
+                result = client.execute(LINES, timeout=60)
+            finally:
+                timer.cancel()
+            assert result.stdout == EXPECTED
+            assert client.transport.reconnects == 1  # type: ignore[attr-defined]
+            assert result.missing_output is None
+            assert client.execute("print('after')", timeout=30).stdout == "after\n"
+
+
+@pytest.mark.anyio
+async def test_a_request_made_while_the_websocket_is_down_is_sent_once_it_is_back(
+    remote_server: Server, proxy: CuttingProxy
+) -> None:
+    url, token = remote_server.url, remote_server.token
+    async with AsyncRemoteKernelManager("python3", url, token, **FAST) as km:
+        client = km.client()
+        _through(client, proxy)
+        async with client:
+            proxy.refusing = True
+            proxy.cut()
+            transport = client.transport
+            with anyio.fail_after(10):
+                while transport._ws.open:  # type: ignore[attr-defined]
+                    await anyio.sleep(0.01)
+
+            async def back_soon() -> None:
+                await anyio.sleep(1.0)
+                proxy.refusing = False
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(back_soon)
+                result = await client.execute("print(6 * 7)", timeout=30)
+            assert result.stdout == "42\n"
+            assert transport.reconnects == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_output_that_another_client_may_have_taken_is_reported_missing(
+    remote_server: Server, proxy: CuttingProxy
+) -> None:
+    """While another websocket is connected to the kernel, the server keeps nothing for a
+    client that dropped: the result says its output may be missing."""
+    url, token = remote_server.url, remote_server.token
+    async with AsyncRemoteKernelManager("python3", url, token, **FAST) as km:
+        other = km.client()
+        client = km.client()
+        _through(client, proxy)
+        async with other, client:
+            async with anyio.create_task_group() as tasks:
+
+                async def cut_soon() -> None:
+                    await anyio.sleep(0.6)
+                    proxy.cut()
+
+                tasks.start_soon(cut_soon)
+                result = await client.execute(LINES, timeout=60)
+            assert result.missing_output is not None
+            assert "another client" in result.missing_output
+            # What did arrive came once, in order.
+            lines = result.stdout.splitlines()
+            assert lines == sorted(set(lines), key=lambda line: int(line.split()[1]))
+
+
+# -- the server or the kernel goes away -------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_server_killed_mid_execution_fails_the_request_in_bounded_time(
+    tmp_path: Path,
+) -> None:
+    with running_server("jupyter_server", tmp_path) as server:
+        async with AsyncRemoteKernelManager(
+            "python3", server.url, server.token, reconnect_timeout=3.0, poll_interval=0.5
+        ) as km:
+            async with km.client() as client:
+                pid = int((await client.execute("import os; print(os.getpid())")).stdout)
+                started = time.monotonic()
+                async with anyio.create_task_group() as tasks:
+
+                    async def kill_soon() -> None:
+                        await anyio.sleep(0.5)
+                        os.kill(server.pid, signal.SIGKILL)
+
+                    tasks.start_soon(kill_soon)
+                    with pytest.raises((TransportError, KernelDiedError)):
+                        await client.execute("import time; time.sleep(60)", timeout=60)
+                elapsed = time.monotonic() - started
+                assert elapsed < 15, f"the request took {elapsed:.1f} s to fail"
+                # Later requests fail at once.
+                with pytest.raises((TransportError, KernelDiedError)):
+                    await client.execute("1", timeout=5)
+            km.owns_kernel = False  # the server is gone: nothing to shut down
+        # The kernel notices its parent is gone and exits (ipykernel's parent poller).
+        _wait_gone(pid)
+
+
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    raise AssertionError(f"the kernel {pid} outlived its server")
+
+
+@pytest.mark.parametrize("mode", ["async", "blocking"])
+def test_a_kernel_shut_down_by_another_client_fails_pending_requests(
+    remote_server: Server, mode: str
+) -> None:
+    url, token = remote_server.url, remote_server.token
+    if mode == "async":
+
+        async def main() -> float:
+            async with AsyncRemoteKernelManager("python3", url, token, **FAST) as km:
+                async with km.client() as client, AsyncJupyterServer(url, token) as other:
+                    async with anyio.create_task_group() as tasks:
+
+                        async def delete_soon() -> None:
+                            await anyio.sleep(0.5)
+                            assert km.kernel_id is not None
+                            await other.shutdown_kernel(km.kernel_id)
+
+                        tasks.start_soon(delete_soon)
+                        started = time.monotonic()
+                        with pytest.raises(KernelDiedError):
+                            await client.execute("import time; time.sleep(60)", timeout=60)
+                        return time.monotonic() - started
+            raise AssertionError("unreachable")
+
+        elapsed = anyio.run(main)
+    else:
+        with RemoteKernelManager("python3", url, token, **FAST) as km:
+            with km.client() as client, JupyterServer(url, token) as other:
+                assert km.kernel_id is not None
+                threading.Timer(0.5, other.shutdown_kernel, args=(km.kernel_id,)).start()
+                started = time.monotonic()
+                with pytest.raises(KernelDiedError):
+                    client.execute("import time; time.sleep(60)", timeout=60)
+                elapsed = time.monotonic() - started
+    assert elapsed < 20, f"the request took {elapsed:.1f} s to fail"
+
+
+def test_a_kernel_restarted_by_another_client_takes_requests_again(
+    remote_server: Server,
+) -> None:
+    url, token = remote_server.url, remote_server.token
+    with RemoteKernelManager("python3", url, token, **FAST) as km:
+        with km.client() as client, JupyterServer(url, token) as other:
+            client.execute("x = 1")
+            assert km.kernel_id is not None
+            other.restart_kernel(km.kernel_id)
+            result = client.execute("print('x' in dir())", timeout=30)
+            assert result.stdout == "False\n"
+
+
+# -- authentication and unknown things --------------------------------------------------------
+
+
+def test_a_wrong_token_is_an_auth_error_at_once(remote_server: Server) -> None:
+    before = remote_server.log.read_text(errors="replace").count("POST /api/kernels (@")
+    started = time.monotonic()
+    with pytest.raises(ServerAuthError) as caught:
+        with RemoteKernelManager("python3", remote_server.url, "not-the-token"):
+            pass
+    assert time.monotonic() - started < 5
+    assert caught.value.status in (401, 403)
+    assert "not-the-token" not in str(caught.value)
+    time.sleep(0.2)
+    after = remote_server.log.read_text(errors="replace").count("POST /api/kernels (@")
+    assert after - before == 1, "the refused request was retried"
+
+
+@pytest.mark.anyio
+async def test_a_websocket_with_a_wrong_token_is_refused_with_an_auth_error(
+    remote_server: Server,
+) -> None:
+    url, token = remote_server.url, remote_server.token
+    async with AsyncRemoteKernelManager("runtimelib-echo", url, token) as km:
+        client = km.client()
+        transport = client.transport
+        transport.endpoint = dataclasses.replace(  # type: ignore[attr-defined]
+            transport.endpoint,  # type: ignore[attr-defined]
+            headers={"Authorization": "token not-the-token"},
+        )
+        with pytest.raises(ServerAuthError) as caught:
+            async with client:
+                pass
+        assert "not-the-token" not in str(caught.value)
+
+
+def test_unknown_kernels_and_kernelspecs_are_not_found(remote_server: Server) -> None:
+    url, token = remote_server.url, remote_server.token
+    with JupyterServer(url, token) as server, pytest.raises(ServerNotFoundError):
+        server.kernel("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(ServerNotFoundError):
+        RemoteKernelManager.attach("00000000-0000-0000-0000-000000000000", url, token).start()
+    with pytest.raises((ServerNotFoundError, ServerUnavailableError)) as caught:
+        with RemoteKernelManager("no-such-kernelspec", url, token):
+            pass
+    assert "no-such-kernelspec" in str(caught.value)
+
+
+def test_an_unreachable_server_is_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ServerUnavailableError) as caught:
+        with RemoteKernelManager("python3", f"http://127.0.0.1:{port}", "secret-token"):
+            pass
+    assert "secret-token" not in str(caught.value)
+    assert f"127.0.0.1:{port}" in str(caught.value)
+
+
+# -- the server's rate limit ------------------------------------------------------------------
+
+
+def test_output_dropped_by_the_server_rate_limit_is_reported(remote_server: Server) -> None:
+    url, token = remote_server.url, remote_server.token
+    flood = "for i in range(6000):\n    print(i, flush=True)"
+    with RemoteKernelManager("python3", url, token) as km, km.client() as client:
+        result = client.execute(flood, timeout=120)
+        assert result.missing_output is not None
+        assert result.missing_output.startswith("IOPub message rate exceeded")
+        assert "IOPub message rate exceeded" in result.stderr
+        assert len(result.stdout.splitlines()) < 6000
