@@ -212,32 +212,38 @@ def test_a_kernel_shut_down_by_another_client_fails_pending_requests(
     if mode == "async":
 
         async def main() -> float:
-            async with AsyncRemoteKernelManager("python3", url, token, **FAST) as km:
-                async with km.client() as client, AsyncJupyterServer(url, token) as other:
-                    async with anyio.create_task_group() as tasks:
+            async with (
+                AsyncRemoteKernelManager("python3", url, token, **FAST) as km,
+                km.client() as client,
+                AsyncJupyterServer(url, token) as other,
+                anyio.create_task_group() as tasks,
+            ):
 
-                        async def delete_soon() -> None:
-                            await anyio.sleep(0.5)
-                            assert km.kernel_id is not None
-                            await other.shutdown_kernel(km.kernel_id)
+                async def delete_soon() -> None:
+                    await anyio.sleep(0.5)
+                    assert km.kernel_id is not None
+                    await other.shutdown_kernel(km.kernel_id)
 
-                        tasks.start_soon(delete_soon)
-                        started = time.monotonic()
-                        with pytest.raises(KernelDiedError):
-                            await client.execute("import time; time.sleep(60)", timeout=60)
-                        return time.monotonic() - started
+                tasks.start_soon(delete_soon)
+                started = time.monotonic()
+                with pytest.raises(KernelDiedError):
+                    await client.execute("import time; time.sleep(60)", timeout=60)
+                return time.monotonic() - started
             raise AssertionError("unreachable")
 
         elapsed = anyio.run(main)
     else:
-        with RemoteKernelManager("python3", url, token, **FAST) as km:
-            with km.client() as client, JupyterServer(url, token) as other:
-                assert km.kernel_id is not None
-                threading.Timer(0.5, other.shutdown_kernel, args=(km.kernel_id,)).start()
-                started = time.monotonic()
-                with pytest.raises(KernelDiedError):
-                    client.execute("import time; time.sleep(60)", timeout=60)
-                elapsed = time.monotonic() - started
+        with (
+            RemoteKernelManager("python3", url, token, **FAST) as km,
+            km.client() as client,
+            JupyterServer(url, token) as other,
+        ):
+            assert km.kernel_id is not None
+            threading.Timer(0.5, other.shutdown_kernel, args=(km.kernel_id,)).start()
+            started = time.monotonic()
+            with pytest.raises(KernelDiedError):
+                client.execute("import time; time.sleep(60)", timeout=60)
+            elapsed = time.monotonic() - started
     assert elapsed < 20, f"the request took {elapsed:.1f} s to fail"
 
 
@@ -245,13 +251,16 @@ def test_a_kernel_restarted_by_another_client_takes_requests_again(
     remote_server: Server,
 ) -> None:
     url, token = remote_server.url, remote_server.token
-    with RemoteKernelManager("python3", url, token, **FAST) as km:
-        with km.client() as client, JupyterServer(url, token) as other:
-            client.execute("x = 1")
-            assert km.kernel_id is not None
-            other.restart_kernel(km.kernel_id)
-            result = client.execute("print('x' in dir())", timeout=30)
-            assert result.stdout == "False\n"
+    with (
+        RemoteKernelManager("python3", url, token, **FAST) as km,
+        km.client() as client,
+        JupyterServer(url, token) as other,
+    ):
+        client.execute("x = 1")
+        assert km.kernel_id is not None
+        other.restart_kernel(km.kernel_id)
+        result = client.execute("print('x' in dir())", timeout=30)
+        assert result.stdout == "False\n"
 
 
 # -- authentication and unknown things --------------------------------------------------------
@@ -260,9 +269,11 @@ def test_a_kernel_restarted_by_another_client_takes_requests_again(
 def test_a_wrong_token_is_an_auth_error_at_once(remote_server: Server) -> None:
     before = remote_server.log.read_text(errors="replace").count("POST /api/kernels (@")
     started = time.monotonic()
-    with pytest.raises(ServerAuthError) as caught:
-        with RemoteKernelManager("python3", remote_server.url, "not-the-token"):
-            pass
+    with (
+        pytest.raises(ServerAuthError) as caught,
+        RemoteKernelManager("python3", remote_server.url, "not-the-token"),
+    ):
+        pass
     assert time.monotonic() - started < 5
     assert caught.value.status in (401, 403)
     assert "not-the-token" not in str(caught.value)
@@ -295,9 +306,11 @@ def test_unknown_kernels_and_kernelspecs_are_not_found(remote_server: Server) ->
         server.kernel("00000000-0000-0000-0000-000000000000")
     with pytest.raises(ServerNotFoundError):
         RemoteKernelManager.attach("00000000-0000-0000-0000-000000000000", url, token).start()
-    with pytest.raises((ServerNotFoundError, ServerUnavailableError)) as caught:
-        with RemoteKernelManager("no-such-kernelspec", url, token):
-            pass
+    with (
+        pytest.raises((ServerNotFoundError, ServerUnavailableError)) as caught,
+        RemoteKernelManager("no-such-kernelspec", url, token),
+    ):
+        pass
     assert "no-such-kernelspec" in str(caught.value)
 
 
@@ -305,9 +318,11 @@ def test_an_unreachable_server_is_unavailable() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(ServerUnavailableError) as caught:
-        with RemoteKernelManager("python3", f"http://127.0.0.1:{port}", "secret-token"):
-            pass
+    with (
+        pytest.raises(ServerUnavailableError) as caught,
+        RemoteKernelManager("python3", f"http://127.0.0.1:{port}", "secret-token"),
+    ):
+        pass
     assert "secret-token" not in str(caught.value)
     assert f"127.0.0.1:{port}" in str(caught.value)
 
