@@ -23,12 +23,22 @@ gives medians per message and the ratio theirs / ours (the speed-up).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import os
+import secrets
+import socket
 import statistics
-from collections.abc import Callable
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+import anyio
+import httpx
 from jupyter_client.jsonutil import json_default
 from jupyter_client.session import Session as JCSession
 from jupyter_server.services.kernels.connection.base import (
@@ -161,6 +171,159 @@ def codec_rows(rounds: int) -> list[Row]:
     return rows
 
 
+# -- through a live Jupyter Server -----------------------------------------------------------
+
+FLOOD = "for i in range(20000):\n    print(i)"
+
+
+@contextlib.contextmanager
+def _jupyter_server(where: str) -> Iterator[tuple[str, str, str]]:
+    """A Jupyter Server on 127.0.0.1 (its iopub rate limit off), its URL, token, runtime dir."""
+    token = secrets.token_hex(16)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    runtime = os.path.join(where, "runtime")
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=runtime, IPYTHONDIR=os.path.join(where, "ipy"))
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+            "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={where}",
+            "--ZMQChannelsWebsocketConnection.limit_rate=False",
+        ],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                httpx.get(f"{url}/api/status", headers={"Authorization": f"token {token}"})
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url, token, runtime
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _raw_websocket_execute(url: str, token: str, kernel_id: str) -> tuple[Callable[[], Any], Any]:
+    """The floor of a websocket client: websocket-client sending a prepared legacy frame and
+    reading JSON until the reply and the idle status, acknowledging each read at once."""
+    import websocket  # websocket-client, installed with jupyter_server
+
+    ws = websocket.create_connection(
+        f"ws://{url.split('://', 1)[1]}/api/kernels/{kernel_id}/channels?session_id=raw",
+        header={"Authorization": f"token {token}"},
+    )
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+
+    def execute() -> None:
+        msg_id = secrets.token_hex(8)
+        header = {"msg_id": msg_id, "msg_type": "execute_request", "session": "raw",
+                  "username": "", "date": "2026-01-01T00:00:00Z", "version": "5.3"}  # fmt: skip
+        frame = {"header": header, "parent_header": {}, "metadata": {}, "channel": "shell",
+                 "content": {**REQUEST, "code": "pass", "allow_stdin": False}}  # fmt: skip
+        ws.send(json.dumps(frame))
+        reply = idle = False
+        while not (reply and idle):
+            message = json.loads(ws.recv())
+            if quickack is not None:
+                ws.sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            reply = reply or message["msg_type"] == "execute_reply"
+            idle = idle or message["content"].get("execution_state") == "idle"
+
+    return execute, ws
+
+
+def server_rows(rounds: int) -> list[Row]:
+    """execute('pass') round trips through one Jupyter Server, against a direct ZeroMQ
+    connection to the same kernel and a bare websocket loop; a 20,000-line flood."""
+    from runtimelib import ConnectionInfo, KernelClient
+    from runtimelib.remote import AsyncRemoteKernelManager, RemoteKernelManager
+
+    rows: list[Row] = []
+    with (
+        tempfile.TemporaryDirectory() as where,
+        _jupyter_server(where) as (url, token, runtime),
+        RemoteKernelManager("python3", url, token) as km,
+    ):
+        if True:
+            assert km.kernel_id is not None
+            info = ConnectionInfo.from_file(os.path.join(runtime, f"kernel-{km.kernel_id}.json"))
+            legacy = RemoteKernelManager.attach(km.kernel_id, url, token, legacy=True)
+            legacy.start()
+            raw, raw_ws = _raw_websocket_execute(url, token, km.kernel_id)
+            direct = KernelClient(info)
+            v1 = km.client()
+            old = legacy.client()
+            with direct, v1, old:
+                count = 30
+                contenders: dict[str, Callable[[], Any]] = {
+                    "websocket v1, blocking": lambda: v1.execute("pass"),
+                    "websocket legacy, blocking": lambda: old.execute("pass"),
+                    "direct ZeroMQ, blocking": lambda: direct.execute("pass"),
+                    "bare websocket loop": raw,
+                }
+                samples: dict[str, list[float]] = {name: [] for name in contenders}
+                for _ in range(rounds):
+                    for name, fn in contenders.items():
+                        samples[name].append(median_ms(fn, count))
+                medians = {name: statistics.median(v) for name, v in samples.items()}
+                floor = medians["direct ZeroMQ, blocking"]
+                rows += [Row(f"execute: {name}", ms, floor) for name, ms in medians.items()]
+
+                async def async_round() -> float:
+                    kernel_id = str(km.kernel_id)
+                    attached = AsyncRemoteKernelManager.attach(kernel_id, url, token)
+                    async with attached as am, am.client() as client:
+                        if True:
+                            for _ in range(5):
+                                await client.execute("pass")
+                            times = []
+                            for _ in range(count):
+                                t0 = time.perf_counter()
+                                await client.execute("pass")
+                                times.append((time.perf_counter() - t0) * 1000)
+                            return statistics.median(times)
+
+                ms = statistics.median(anyio.run(async_round) for _ in range(rounds))
+                rows.append(Row("execute: websocket v1, asyncio", ms, floor))
+
+                lines = []
+                flood_ws, flood_zmq = [], []
+                for _ in range(rounds):
+                    t0 = time.perf_counter()
+                    lines.append(len(v1.execute(FLOOD, timeout=300).stdout.splitlines()))
+                    flood_ws.append((time.perf_counter() - t0) * 1000)
+                    t0 = time.perf_counter()
+                    direct.execute(FLOOD, timeout=300)
+                    flood_zmq.append((time.perf_counter() - t0) * 1000)
+                complete = sum(n == 20000 for n in lines)
+                rows.append(
+                    Row(
+                        f"flood 20,000 lines ({complete}/{rounds} complete)",
+                        statistics.median(flood_ws),
+                        statistics.median(flood_zmq),
+                    )
+                )
+            raw_ws.close()
+            legacy.close()
+    return rows
+
+
+def print_server_rows(title: str, rows: list[Row], rounds: int) -> None:
+    """The live section: runtimelib over the server, against a direct ZeroMQ connection to
+    the same kernel (ratio = through the server / direct)."""
+    print(f"\n{title}, median of {rounds} rounds; ratio = this row / direct ZeroMQ")
+    print(f"  {'':44} {'ms':>10} {'direct ms':>10} {'ratio':>8}")
+    for row in rows:
+        print(f"  {row.name:44} {row.ours:10.2f} {row.theirs:10.2f} {row.ours / row.theirs:7.2f}x")
+
+
 #: The sections of the report, in order: a title and a function of the rounds giving rows.
 SECTIONS: list[tuple[str, Callable[[int], list[Row]]]] = [
     ("websocket codec (µs per message)", codec_rows),
@@ -178,9 +341,13 @@ def print_rows(title: str, rows: list[Row], rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--codec-only", action="store_true", help="skip the live server")
     args = parser.parse_args()
     for title, section in SECTIONS:
         print_rows(title, section(args.rounds), args.rounds)
+    if not args.codec_only:
+        title = "through one Jupyter Server (ms per execution)"
+        print_server_rows(title, server_rows(args.rounds), args.rounds)
 
 
 if __name__ == "__main__":
