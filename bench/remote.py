@@ -251,67 +251,65 @@ def server_rows(rounds: int) -> list[Row]:
         _jupyter_server(where) as (url, token, runtime),
         RemoteKernelManager("python3", url, token) as km,
     ):
-        if True:
-            assert km.kernel_id is not None
-            info = ConnectionInfo.from_file(os.path.join(runtime, f"kernel-{km.kernel_id}.json"))
-            legacy = RemoteKernelManager.attach(km.kernel_id, url, token, legacy=True)
-            legacy.start()
-            raw, raw_ws = _raw_websocket_execute(url, token, km.kernel_id)
-            direct = KernelClient(info)
-            v1 = km.client()
-            old = legacy.client()
-            with direct, v1, old:
-                count = 30
-                contenders: dict[str, Callable[[], Any]] = {
-                    "websocket v1, blocking": lambda: v1.execute("pass"),
-                    "websocket legacy, blocking": lambda: old.execute("pass"),
-                    "direct ZeroMQ, blocking": lambda: direct.execute("pass"),
-                    "bare websocket loop": raw,
-                }
-                samples: dict[str, list[float]] = {name: [] for name in contenders}
-                for _ in range(rounds):
-                    for name, fn in contenders.items():
-                        samples[name].append(median_ms(fn, count))
-                medians = {name: statistics.median(v) for name, v in samples.items()}
-                floor = medians["direct ZeroMQ, blocking"]
-                rows += [Row(f"execute: {name}", ms, floor) for name, ms in medians.items()]
+        assert km.kernel_id is not None
+        info = ConnectionInfo.from_file(os.path.join(runtime, f"kernel-{km.kernel_id}.json"))
+        legacy = RemoteKernelManager.attach(km.kernel_id, url, token, legacy=True)
+        legacy.start()
+        raw, raw_ws = _raw_websocket_execute(url, token, km.kernel_id)
+        direct = KernelClient(info)
+        v1 = km.client()
+        old = legacy.client()
+        with direct, v1, old:
+            count = 30
+            contenders: dict[str, Callable[[], Any]] = {
+                "websocket v1, blocking": lambda: v1.execute("pass"),
+                "websocket legacy, blocking": lambda: old.execute("pass"),
+                "direct ZeroMQ, blocking": lambda: direct.execute("pass"),
+                "bare websocket loop": raw,
+            }
+            samples: dict[str, list[float]] = {name: [] for name in contenders}
+            for _ in range(rounds):
+                for name, fn in contenders.items():
+                    samples[name].append(median_ms(fn, count))
+            medians = {name: statistics.median(v) for name, v in samples.items()}
+            floor = medians["direct ZeroMQ, blocking"]
+            rows += [Row(f"execute: {name}", ms, floor) for name, ms in medians.items()]
 
-                async def async_round() -> float:
-                    kernel_id = str(km.kernel_id)
-                    attached = AsyncRemoteKernelManager.attach(kernel_id, url, token)
-                    async with attached as am, am.client() as client:
-                        if True:
-                            for _ in range(5):
-                                await client.execute("pass")
-                            times = []
-                            for _ in range(count):
-                                t0 = time.perf_counter()
-                                await client.execute("pass")
-                                times.append((time.perf_counter() - t0) * 1000)
-                            return statistics.median(times)
+            async def async_round() -> float:
+                kernel_id = str(km.kernel_id)
+                attached = AsyncRemoteKernelManager.attach(kernel_id, url, token)
+                async with attached as am, am.client() as client:
+                    for _ in range(5):
+                        await client.execute("pass")
+                    times = []
+                    for _ in range(count):
+                        t0 = time.perf_counter()
+                        await client.execute("pass")
+                        times.append((time.perf_counter() - t0) * 1000)
+                    return statistics.median(times)
 
-                ms = statistics.median(anyio.run(async_round) for _ in range(rounds))
-                rows.append(Row("execute: websocket v1, asyncio", ms, floor))
+            ms = statistics.median(anyio.run(async_round) for _ in range(rounds))
+            rows.append(Row("execute: websocket v1, asyncio", ms, floor))
 
-                lines = []
-                flood_ws, flood_zmq = [], []
-                for _ in range(rounds):
-                    t0 = time.perf_counter()
-                    lines.append(len(v1.execute(FLOOD, timeout=300).stdout.splitlines()))
-                    flood_ws.append((time.perf_counter() - t0) * 1000)
-                    t0 = time.perf_counter()
-                    direct.execute(FLOOD, timeout=300)
-                    flood_zmq.append((time.perf_counter() - t0) * 1000)
-                complete = sum(n == 20000 for n in lines)
-                rows.append(
-                    Row(
-                        f"flood 20,000 lines ({complete}/{rounds} complete)",
-                        statistics.median(flood_ws),
-                        statistics.median(flood_zmq),
-                    )
+            lines = []
+            flood_ws, flood_zmq = [], []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                lines.append(len(v1.execute(FLOOD, timeout=300).stdout.splitlines()))
+                flood_ws.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                direct.execute(FLOOD, timeout=300)
+                flood_zmq.append((time.perf_counter() - t0) * 1000)
+            complete = sum(n == 20000 for n in lines)
+            rows.append(
+                Row(
+                    f"flood 20,000 lines ({complete}/{rounds} complete)",
+                    statistics.median(flood_ws),
+                    statistics.median(flood_zmq),
                 )
-            raw_ws.close()
-            legacy.close()
+            )
+        raw_ws.close()
+        legacy.close()
     return rows
 
 
