@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"connection", "kernelspec"},
     {"transports"},
     {"client", "kernel"},
-    {"manager"},
+    {"manager", "remote"},
     {"notebook_widgets", "nbfile", "notebook"},
     {"cli"},
     {"__main__"},
