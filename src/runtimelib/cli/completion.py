@@ -19,7 +19,8 @@ def script(shell: str) -> str:
     """The completion script for ``bash`` or ``zsh`` (zsh through bashcompinit).
 
     Kernel names come from ``runtimelib kernels -q`` and kernel ids from ``runtimelib ps -q``
-    when the completion asks, so they are always current.
+    when the completion asks, so they are always current; once the line has ``--server URL``
+    they are that server's (its token from ``JUPYTER_TOKEN``).
     """
     commands = _commands()
     cases = "\n".join(
@@ -27,7 +28,8 @@ def script(shell: str) -> str:
     )
     body = f"""# runtimelib completion for {shell}: eval "$(runtimelib completion {shell})"
 _runtimelib() {{
-    local cur prev command opts
+    local cur prev command opts i
+    local -a where=()
     cur="${{COMP_WORDS[COMP_CWORD]}}"
     prev="${{COMP_WORDS[COMP_CWORD-1]}}"
     command="${{COMP_WORDS[1]}}"
@@ -35,12 +37,19 @@ _runtimelib() {{
         COMPREPLY=($(compgen -W "{" ".join(commands)} --help --version" -- "$cur"))
         return
     fi
+    for ((i = 2; i < COMP_CWORD - 1; i++)); do
+        if [ "${{COMP_WORDS[i]}}" = --server ]; then where=(--server "${{COMP_WORDS[i+1]}}"); fi
+    done
     case "$prev" in
         {"|".join(_KERNEL_OPTIONS)})
-            COMPREPLY=($(compgen -W "$(runtimelib kernels -q 2>/dev/null)" -- "$cur"))
+            opts="$(runtimelib kernels -q "${{where[@]}}" 2>/dev/null)"
+            COMPREPLY=($(compgen -W "$opts" -- "$cur"))
             return ;;
         --existing)
-            COMPREPLY=($(compgen -W "$(runtimelib ps -q 2>/dev/null)" -- "$cur"))
+            COMPREPLY=($(compgen -W "$(runtimelib ps -q "${{where[@]}}" 2>/dev/null)" -- "$cur"))
+            return ;;
+        --server|--token)
+            COMPREPLY=()
             return ;;
     esac
     case "$command" in
@@ -48,8 +57,9 @@ _runtimelib() {{
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
-    elif [[ " {" ".join(_ID_COMMANDS)} " == *" $command "* ]] && [ "$COMP_CWORD" -eq 2 ]; then
-        COMPREPLY=($(compgen -W "$(runtimelib ps -q 2>/dev/null)" -- "$cur"))
+    elif [[ " {" ".join(_ID_COMMANDS)} " == *" $command "* ]] &&
+        [ "$COMP_CWORD" -eq $((2 + ${{#where[@]}})) ]; then
+        COMPREPLY=($(compgen -W "$(runtimelib ps -q "${{where[@]}}" 2>/dev/null)" -- "$cur"))
     else
         COMPREPLY=($(compgen -f -- "$cur"))
     fi

@@ -18,8 +18,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import errors
-from ..remote import JupyterServer, KernelModel, RemoteKernelManager
 from . import EXIT_INTERRUPTED, EXIT_KERNEL, EXIT_OK, UsageError, server_token
+
+try:
+    from ..remote import JupyterServer, KernelModel, RemoteKernelManager
+except ImportError as exc:  # without the 'remote' extra: its message says what to install
+    raise UsageError(f"--server: {exc}") from exc
 from .commands import _execute_on, _read_code, _table
 from .ctrlc import CtrlC
 from .term import Terminal, emit_json

@@ -1,0 +1,512 @@
+"""``runtimelib ... --server URL``: the command on the kernels of a real Jupyter Server, run
+as a user runs it (a subprocess, its output and exit code)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from runtimelib.remote import JupyterServer
+
+from .servers import Server, free_port
+from .test_cli import COMMAND, PNG_REPR, _without_timing, _write
+from .test_notebook import _joined_streams
+
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
+
+
+@pytest.fixture(autouse=True)
+def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("JUPYTER_TOKEN", raising=False)
+
+
+def cli(
+    *args: str, token: str | None = None, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The command, with the token (if any) in JUPYTER_TOKEN, as users are told to give it."""
+    env = dict(os.environ)
+    if token is not None:
+        env["JUPYTER_TOKEN"] = token
+    return subprocess.run(
+        [*COMMAND, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def server(remote_server: Server) -> Iterator[Server]:
+    """The shared server; kernels a test leaves on it are shut down after the test."""
+    api = JupyterServer(remote_server.url, remote_server.token)
+    before = {model.id for model in api.kernels()}
+    try:
+        yield remote_server
+    finally:
+        for model in api.kernels():
+            if model.id not in before:
+                with contextlib.suppress(Exception):
+                    api.shutdown_kernel(model.id)
+        api.close()
+
+
+def kernel_ids(server: Server) -> set[str]:
+    with JupyterServer(server.url, server.token) as api:
+        return {model.id for model in api.kernels()}
+
+
+def start_kernel(server: Server, name: str) -> str:
+    """A kernel started through the API (the server fixture shuts it down)."""
+    with JupyterServer(server.url, server.token) as api:
+        return api.start_kernel(name).id
+
+
+def one_line(text: str) -> str:
+    lines = text.splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+# -- kernelspecs and running kernels -------------------------------------------------------------
+
+
+def test_kernels_lists_the_servers_kernelspecs(server: Server) -> None:
+    with JupyterServer(server.url, server.token) as api:
+        theirs = api.kernelspecs()
+    listed = cli("kernels", "--server", server.url, "--json", token=server.token)
+    assert listed.returncode == 0, listed.stderr
+    specs = {spec["name"]: spec for spec in json.loads(listed.stdout)}
+    assert set(specs) == set(theirs.kernelspecs)
+    assert {"python3", "runtimelib-echo"} <= set(specs)
+    assert specs["python3"]["language"] == "python"
+    assert specs["runtimelib-echo"]["display_name"] == "Echo (runtimelib)"
+    assert [name for name, spec in specs.items() if spec["default"]] == [theirs.default]
+    assert set(specs["python3"]) == {"name", "display_name", "language", "path", "argv", "default"}
+    quiet = cli("kernels", "-q", "--server", server.url, "--token", server.token)
+    assert quiet.stdout.split() == sorted(specs)
+    table = cli("kernels", "--server", server.url, token=server.token)
+    assert table.stdout.splitlines()[0].split() == ["NAME", "LANGUAGE", "DISPLAY", "NAME"]
+    assert any(
+        line.split()[:2] == ["runtimelib-echo", "text"] for line in table.stdout.splitlines()
+    )
+
+
+def test_start_ps_exec_interrupt_restart_stop(server: Server) -> None:
+    url, token = server.url, server.token
+    started = cli("start", "--server", url, "-k", "python3", "--json", token=token)
+    assert started.returncode == 0, started.stderr
+    info = json.loads(started.stdout)
+    kernel_id = info["id"]
+    assert (info["kernel_name"], info["server"]) == ("python3", url)
+    assert kernel_id in kernel_ids(server)
+    listed = json.loads(cli("ps", "--server", url, "--json", token=token).stdout)
+    mine = [k for k in listed if k["id"] == kernel_id]
+    assert len(mine) == 1
+    assert mine[0]["kernel_name"] == "python3"
+    assert set(mine[0]) == {"id", "kernel_name", "execution_state", "connections", "last_activity"}
+    # State lives in the server's kernel between commands; a unique id prefix is enough.
+    assert cli("exec", "--server", url, kernel_id[:8], "-c", "x = 41", token=token).returncode == 0
+    shown = cli("run", "--server", url, "--existing", kernel_id, "-c", "x + 1", token=token)
+    assert (shown.returncode, shown.stdout) == (0, "42\n"), shown.stderr
+    # An interrupt from another command stops what the kernel runs.
+    busy = subprocess.Popen(
+        [*COMMAND, "exec", "--server", url, kernel_id, "-c",
+         "import time\nprint('sleeping', flush=True)\ntime.sleep(60)"],
+        env={**os.environ, "JUPYTER_TOKEN": token},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert busy.stdout is not None
+        assert busy.stdout.readline() == "sleeping\n"
+        interrupted = cli("interrupt", "--server", url, kernel_id, token=token)
+        assert interrupted.returncode == 0, interrupted.stderr
+        assert interrupted.stdout == f"interrupted {kernel_id}\n"
+        _, err = busy.communicate(timeout=30)
+    finally:
+        if busy.poll() is None:
+            busy.kill()
+            busy.communicate()
+    assert busy.returncode == 1
+    assert "KeyboardInterrupt" in err
+    restarted = cli("restart", "--server", url, kernel_id, token=token)
+    assert restarted.returncode == 0, restarted.stderr
+    after = cli("exec", "--server", url, kernel_id, "-c", "print('x' in dir())", token=token)
+    assert after.stdout == "False\n"  # a fresh kernel, the same id
+    # The restart was the server's: no kernel runs on this machine.
+    assert cli("ps", "-q").stdout == ""
+    stopped = cli("stop", "--server", url, kernel_id, "--json", token=token)
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout) == [{"id": kernel_id, "stopped": True}]
+    assert kernel_id not in kernel_ids(server)
+    gone = cli("exec", "--server", url, kernel_id, "-c", "1", token=token)
+    assert gone.returncode == 3
+
+
+def test_exec_outputs_and_exit_codes_are_as_for_local_kernels(server: Server) -> None:
+    url, token = server.url, server.token
+    kernel_id = start_kernel(server, "python3")
+    code = "import sys\nprint('out ü')\nprint('err', file=sys.stderr)\n6 * 7"
+    done = cli("exec", "--server", url, kernel_id, "-c", code, token=token)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "out ü\n42\n"
+    assert "err\n" in done.stderr
+    failed = cli("exec", "--server", url, kernel_id, "-c", "print('before')\n1 / 0", token=token)
+    assert failed.returncode == 1
+    assert failed.stdout == "before\n"
+    assert "ZeroDivisionError" in failed.stderr
+    assert "\x1b[" not in failed.stderr
+    reported = cli("exec", "--json", "--server", url, kernel_id, "-c", "print('a')", token=token)
+    assert json.loads(reported.stdout)["outputs"] == [
+        {"output_type": "stream", "name": "stdout", "text": "a\n"}
+    ]
+    asked = cli(
+        "exec", "--server", url, kernel_id, "-c", "print('hi', input('name? '))",
+        token=token, input="Ada\n",
+    )  # fmt: skip
+    assert asked.stdout == "name? hi Ada\n", asked.stderr
+    slow = cli(
+        "exec", "--server", url, kernel_id, "--timeout", "1", "-c", "import time; time.sleep(30)",
+        token=token,
+    )  # fmt: skip
+    assert slow.returncode == 5
+    assert "the code was still running after 1 s" in slow.stderr
+    assert kernel_id in kernel_ids(server)  # someone else's kernel keeps running
+
+
+# -- commands that start a kernel for themselves -------------------------------------------------
+
+
+def test_run_starts_a_kernel_and_shuts_it_down(server: Server) -> None:
+    url, token = server.url, server.token
+    before = kernel_ids(server)
+    echoed = cli("run", "--server", url, "-k", "runtimelib-echo", "-c", "hello", token=token)
+    assert (echoed.returncode, echoed.stdout) == (0, "hello\n"), echoed.stderr
+    assert kernel_ids(server) == before
+    failed = cli("run", "--server", url, "-k", "python3", "-c", "1 / 0", token=token)
+    assert failed.returncode == 1
+    assert "ZeroDivisionError" in failed.stderr
+    assert kernel_ids(server) == before
+
+
+def test_ctrl_c_ends_a_run_and_its_kernel(server: Server) -> None:
+    before = kernel_ids(server)
+    code = "import time\nprint('sleeping', flush=True)\ntime.sleep(60)"
+    process = subprocess.Popen(
+        [*COMMAND, "run", "--server", server.url, "-k", "python3", "-c", code],
+        env={**os.environ, "JUPYTER_TOKEN": server.token},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "sleeping\n"
+        assert len(kernel_ids(server) - before) == 1
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert "KeyboardInterrupt" in err  # the server interrupted the code
+    assert kernel_ids(server) == before
+
+
+def test_console_on_a_server(server: Server) -> None:
+    before = kernel_ids(server)
+    done = cli(
+        "console", "--server", server.url, "-k", "python3",
+        token=server.token, input="x = 6 * 7\nprint(x)\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "In [2]: 42\n" in done.stdout
+    assert kernel_ids(server) == before
+    kernel_id = start_kernel(server, "python3")
+    attached = cli(
+        "console", "--server", server.url, "--existing", kernel_id,
+        token=server.token, input="print('on', 'it')\n",
+    )  # fmt: skip
+    assert attached.returncode == 0, attached.stderr
+    assert "on it\n" in attached.stdout
+    assert kernel_id in kernel_ids(server)  # left running
+
+
+def _notebook() -> nbformat.NotebookNode:
+    return new_notebook(
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+        cells=[
+            new_code_cell("from IPython.display import display, update_display"),
+            new_markdown_cell("# Outputs"),
+            new_code_cell("import sys\nprint('ünïcode ✓')\nprint('e', file=sys.stderr)"),
+            new_code_cell(PNG_REPR + "display(Png())"),
+            new_code_cell("display('first', display_id='d')"),
+            new_code_cell("update_display('second', display_id='d')"),
+            new_code_cell("raise ValueError('tagged')", metadata={"tags": ["raises-exception"]}),
+            new_code_cell("'last'"),
+        ],
+    )
+
+
+def test_execute_on_a_server_writes_what_a_local_run_writes(server: Server, tmp_path: Path) -> None:
+    source = _write(_notebook(), tmp_path / "nb.ipynb")
+    before = kernel_ids(server)
+    remote = cli(
+        "execute", "--server", server.url, str(source), "-o", str(tmp_path / "remote.ipynb"),
+        token=server.token,
+    )  # fmt: skip
+    assert remote.returncode == 0, remote.stderr
+    assert ": 7 cells in" in remote.stderr
+    assert kernel_ids(server) == before
+    local = cli("execute", str(source), "-o", str(tmp_path / "local.ipynb"))
+    assert local.returncode == 0, local.stderr
+    theirs = _without_timing(nbformat.read(tmp_path / "local.ipynb", as_version=4))
+    ours = _without_timing(nbformat.read(tmp_path / "remote.ipynb", as_version=4))
+    ours, theirs = _joined_streams(ours), _joined_streams(theirs)
+    for index, (a, b) in enumerate(zip(ours.cells, theirs.cells, strict=True)):
+        assert a == b, f"cell {index} differs"
+    assert ours.metadata == theirs.metadata
+    assert ours.cells[4].outputs[0].data["text/plain"] == "'second'"
+    assert "iopub.status.busy" in nbformat.read(source.with_name("remote.ipynb"), 4).cells[
+        2
+    ].metadata.get("execution", {})
+    # A failing cell: exit code 1, the notebook up to it written, the kernel gone.
+    failing = _notebook()
+    failing.cells[6].metadata = {}
+    broken = _write(failing, tmp_path / "broken.ipynb")
+    out = tmp_path / "broken-out.ipynb"
+    failed = cli("execute", "--server", server.url, str(broken), "-o", str(out), token=server.token)
+    assert failed.returncode == 1
+    assert "ValueError" in failed.stderr
+    assert nbformat.read(out, 4).cells[6].outputs[0].ename == "ValueError"
+    assert kernel_ids(server) == before
+
+
+# -- failures: one line, an exit code, never the token ------------------------------------------
+
+
+def _commands(url: str, notebook: Path, *only: str) -> list[list[str]]:
+    """Every command that talks to the server at ``url`` (or those named in ``only``)."""
+    commands = [
+        ["kernels", "--server", url],
+        ["ps", "--server", url],
+        ["start", "--server", url, "-k", "runtimelib-echo"],
+        ["exec", "--server", url, "some-id", "-c", "1"],
+        ["interrupt", "--server", url, "some-id"],
+        ["restart", "--server", url, "some-id"],
+        ["stop", "--server", url, "some-id"],
+        ["stop", "--server", url, "--all"],
+        ["run", "--server", url, "-k", "runtimelib-echo", "-c", "1"],
+        ["console", "--server", url, "-k", "runtimelib-echo"],
+        ["execute", "--server", url, str(notebook), "-o", str(notebook.with_name("out.ipynb"))],
+    ]
+    return [command for command in commands if not only or command[0] in only]
+
+
+def _run_all(commands: list[list[str]], env: dict[str, str]) -> list[tuple[int, str, str]]:
+    """Run the commands side by side; (exit code, stdout, stderr) of each."""
+    processes = [
+        subprocess.Popen(
+            [*COMMAND, *command],
+            env=env,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for command in commands
+    ]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        results.append((process.returncode, out, err))
+    return results
+
+
+def test_a_wrong_token_exits_7_without_showing_it(server: Server, tmp_path: Path) -> None:
+    wrong = f"wrong-{secrets.token_hex(8)}"
+    notebook = _write(_notebook(), tmp_path / "nb.ipynb")
+    before = kernel_ids(server)
+    env = {**os.environ, "JUPYTER_TOKEN": wrong}
+    commands = _commands(server.url, notebook)
+    for command, (code, out, err) in zip(commands, _run_all(commands, env), strict=True):
+        assert code == 7, (command, err)
+        assert "token" in one_line(err), command
+        assert wrong not in out + err, command
+    # --token wins over JUPYTER_TOKEN; a wrong one on the command line is not echoed either.
+    given = cli("ps", "--server", server.url, "--token", wrong, token=server.token)
+    assert given.returncode == 7
+    assert wrong not in given.stdout + given.stderr
+    assert cli("ps", "--server", server.url).returncode == 7  # no token at all
+    assert kernel_ids(server) == before
+
+
+class _EchoingFailure(BaseHTTPRequestHandler):
+    """A broken server that puts what it was sent, the token included, in its reason."""
+
+    def _fail(self) -> None:
+        body = json.dumps({"message": f"failed for {self.headers.get('Authorization')}"})
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    do_GET = do_POST = do_DELETE = _fail
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingFailure)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_failing_server_exits_6_without_showing_the_token(
+    failing_server: str, tmp_path: Path
+) -> None:
+    token = secrets.token_hex(16)
+    notebook = _write(_notebook(), tmp_path / "nb.ipynb")
+    env = {**os.environ, "JUPYTER_TOKEN": token}
+    commands = _commands(failing_server, notebook, "ps", "start", "exec", "stop", "execute")
+    for command, (code, out, err) in zip(commands, _run_all(commands, env), strict=True):
+        assert code == 6, (command, err)
+        line = one_line(err)
+        assert "(500)" in line, command
+        assert token not in out + err, command
+    # The server's reason is shown, with the token taken out of it.
+    said = cli("ps", "--server", failing_server, "--token", token)
+    assert said.returncode == 6
+    assert "failed for token <token>" in said.stderr
+
+
+def test_an_unreachable_server_exits_6(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    token = secrets.token_hex(16)
+    notebook = _write(_notebook(), tmp_path / "nb.ipynb")
+    env = {**os.environ, "JUPYTER_TOKEN": token}
+    commands = _commands(url, notebook, "kernels", "run", "console", "execute")
+    for command, (code, out, err) in zip(commands, _run_all(commands, env), strict=True):
+        assert code == 6, (command, err)
+        assert f"cannot reach the server at {url}" in one_line(err), command
+        assert token not in out + err, command
+    assert not notebook.with_name("out.ipynb").exists()
+
+
+def test_a_kernel_the_server_does_not_have_exits_3(server: Server) -> None:
+    url = server.url
+    for command in (
+        ["exec", "--server", url, "no-such-id", "-c", "1"],
+        ["interrupt", "--server", url, "no-such-id"],
+        ["restart", "--server", url, "no-such-id"],
+        ["stop", "--server", url, "no-such-id"],
+        ["console", "--server", url, "--existing", "no-such-id"],
+    ):
+        done = cli(*command, token=server.token)
+        assert done.returncode == 3, (command, done.stderr)
+        assert f"no running kernel 'no-such-id' on the server at {url}" in one_line(done.stderr)
+
+
+def test_a_kernelspec_the_server_does_not_have_exits_3(server: Server, tmp_path: Path) -> None:
+    url = server.url
+    notebook = _write(_notebook(), tmp_path / "nb.ipynb")
+    before = kernel_ids(server)
+    for command in (
+        ["start", "--server", url, "-k", "no-such-spec"],
+        ["run", "--server", url, "-k", "no-such-spec", "-c", "1"],
+        ["execute", "--server", url, "-k", "no-such-spec", str(notebook)],
+    ):
+        done = cli(*command, token=server.token)
+        assert done.returncode == 3, (command, done.stderr)
+        assert f"no kernelspec named 'no-such-spec' on the server at {url}" in one_line(done.stderr)
+    assert kernel_ids(server) == before
+
+
+# -- usage, completion, imports -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ps", "--token", "t"],
+        ["run", "--server", "http://127.0.0.1:1", "--cwd", ".", "-c", "1"],
+        ["start", "--server", "http://127.0.0.1:1", "--encryption", "required"],
+        ["kernels", "--server", "http://127.0.0.1:1", "remove", "python3"],
+        ["ps", "--server", "http://127.0.0.1:1/?token=secret"],
+    ],
+)
+def test_usage_errors_with_a_server_exit_2(args: list[str]) -> None:
+    done = cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert "error:" in one_line(done.stderr)
+    assert "secret" not in done.stderr
+
+
+def test_completion_offers_the_servers_kernels(server: Server, tmp_path: Path) -> None:
+    kernel_id = start_kernel(server, "runtimelib-echo")
+    script = cli("completion", "bash").stdout
+    for command in ("kernels", "ps", "start", "exec", "run", "stop", "console", "execute"):
+        assert "--server" in next(line for line in script.splitlines() if f" {command})" in line)
+    (tmp_path / "complete.sh").write_text(script)
+    probe = (
+        f"source {tmp_path / 'complete.sh'}\n"
+        f"COMP_WORDS=(runtimelib stop --server {server.url} ''); COMP_CWORD=4; _runtimelib;"
+        ' echo "${COMPREPLY[*]}"\n'
+        f"COMP_WORDS=(runtimelib run --server {server.url} -k runtimelib-e); COMP_CWORD=5;"
+        ' _runtimelib; echo "${COMPREPLY[*]}"\n'
+        "COMP_WORDS=(runtimelib ps --t); COMP_CWORD=2; _runtimelib;"
+        ' echo "${COMPREPLY[*]}"\n'
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "JUPYTER_TOKEN": server.token,
+    }
+    done = subprocess.run(
+        ["bash", "-c", probe], capture_output=True, text=True, timeout=60, env=env
+    )
+    lines = done.stdout.splitlines()
+    assert kernel_id in lines[0].split()
+    assert lines[1].split() == ["runtimelib-echo"]
+    assert lines[2].split() == ["--token"]
+
+
+def test_httpx_is_imported_only_for_a_server() -> None:
+    probe = (
+        "import sys, runtimelib, runtimelib.cli\n"
+        "from runtimelib.cli import main\n"
+        "main(['ps', '-q']); main(['kernels', '-q'])\n"
+        "print('httpx' in sys.modules, file=sys.stderr)\n"
+        "main(['ps', '-q', '--server', 'http://127.0.0.1:1'])\n"
+        "print('httpx' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stderr.splitlines()[0] == "False", done.stderr
+    assert done.stderr.splitlines()[-1] == "True", done.stderr
