@@ -14,7 +14,10 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import os
+import signal
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -295,21 +298,15 @@ CASES = [
 ]
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@pytest.mark.parametrize("fmt", FORMATS)
-async def test_execute(fmt: str, case: Case, kernels: Kernels) -> None:
-    async with async_client(kernels, fmt) as (_, kc):
-        result = await kc.execute(case.code, timeout=T)
-    case.check(result)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_execute_blocking(fmt: str, case: Case, kernels: Kernels) -> None:
-    with blocking_client(kernels, fmt) as (_, kc):
-        result = kc.execute(case.code, timeout=T)
-    case.check(result)
+def _check_cases(results: dict[str, ExecutionResult]) -> None:
+    """Check every case, and report all that failed (one client ran them all)."""
+    failures: dict[str, str] = {}
+    for case in CASES:
+        try:
+            case.check(results[case.name])
+        except AssertionError as exc:
+            failures[case.name] = str(exc)
+    assert failures == {}
 
 
 def _check_execution_error(exc: ExecutionError, fine: ExecutionResult) -> None:
@@ -323,20 +320,24 @@ def _check_execution_error(exc: ExecutionError, fine: ExecutionResult) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_raise_on_error(fmt: str, kernels: Kernels) -> None:
+async def test_outputs(fmt: str, kernels: Kernels) -> None:
     async with async_client(kernels, fmt) as (_, kc):
+        results = {case.name: await kc.execute(case.code, timeout=T) for case in CASES}
         with pytest.raises(ExecutionError) as info:
             await kc.execute("raise ValueError('boom')", raise_on_error=True, timeout=T)
         fine = await kc.execute("print('fine')", raise_on_error=True, timeout=T)
+    _check_cases(results)
     _check_execution_error(info.value, fine)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_raise_on_error_blocking(fmt: str, kernels: Kernels) -> None:
+def test_outputs_blocking(fmt: str, kernels: Kernels) -> None:
     with blocking_client(kernels, fmt) as (_, kc):
+        results = {case.name: kc.execute(case.code, timeout=T) for case in CASES}
         with pytest.raises(ExecutionError) as info:
             kc.execute("raise ValueError('boom')", raise_on_error=True, timeout=T)
         fine = kc.execute("print('fine')", raise_on_error=True, timeout=T)
+    _check_cases(results)
     _check_execution_error(info.value, fine)
 
 
@@ -571,38 +572,6 @@ def _check_echo(comm: Comm) -> None:
     assert comm.closed
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("fmt", FORMATS)
-async def test_comm_opened_by_client(fmt: str, kernels: Kernels) -> None:
-    async with async_client(kernels, fmt) as (_, kc):
-        _ok(await kc.execute(ECHO_TARGET, timeout=T))
-        echoed = anyio.Event()
-        comm = kc.comms.open("echo-buffers", {"hello": 1})
-        comm.on_msg(lambda message: echoed.set() if len(comm.messages) == 2 else None)
-        comm.send({"ping": 2}, buffers=FROM_CLIENT)
-        with anyio.fail_after(T):
-            await echoed.wait()
-        info = await kc.comm_info(target_name="echo-buffers", timeout=T)
-        comm.close()
-    assert info.comms[comm.comm_id] == {"target_name": "echo-buffers"}
-    _check_echo(comm)
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_comm_opened_by_client_blocking(fmt: str, kernels: Kernels) -> None:
-    with blocking_client(kernels, fmt) as (_, kc):
-        _ok(kc.execute(ECHO_TARGET, timeout=T))
-        echoed = threading.Event()
-        comm = kc.comms.open("echo-buffers", {"hello": 1})
-        comm.on_msg(lambda message: echoed.set() if len(comm.messages) == 2 else None)
-        comm.send({"ping": 2}, buffers=FROM_CLIENT)
-        assert echoed.wait(T)
-        info = kc.comm_info(target_name="echo-buffers", timeout=T)
-        comm.close()
-    assert info.comms[comm.comm_id] == {"target_name": "echo-buffers"}
-    _check_echo(comm)
-
-
 REPLY_BUFFERS = [b"\xff" * 3, ALL_BYTES[::-1]]
 
 
@@ -628,29 +597,52 @@ def _kernel_opens(kc_comms: Any) -> tuple[str, list[tuple[Comm, Message[CommOpen
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("fmt", FORMATS)
-async def test_comm_opened_by_kernel(fmt: str, kernels: Kernels) -> None:
+async def test_comms(fmt: str, kernels: Kernels) -> None:
     async with async_client(kernels, fmt) as (_, kc):
+        # A comm the client opens, to a target in the kernel that echoes.
+        _ok(await kc.execute(ECHO_TARGET, timeout=T))
+        echoed = anyio.Event()
+        comm = kc.comms.open("echo-buffers", {"hello": 1})
+        comm.on_msg(lambda message: echoed.set() if len(comm.messages) == 2 else None)
+        comm.send({"ping": 2}, buffers=FROM_CLIENT)
+        with anyio.fail_after(T):
+            await echoed.wait()
+        info = await kc.comm_info(target_name="echo-buffers", timeout=T)
+        comm.close()
+        # A comm the kernel opens, to a target of the client's.
         target, opened = _kernel_opens(kc.comms)
         _ok(await kc.execute(KERNEL_OPENS.format(target=target), timeout=T))
         assert len(opened) == 1
-        comm = opened[0][0]
-        comm.send({"reply": "from client"}, buffers=REPLY_BUFFERS)
-        comm.close()
+        from_kernel = opened[0][0]
+        from_kernel.send({"reply": "from client"}, buffers=REPLY_BUFFERS)
+        from_kernel.close()
         # The reply and the close left before this execute: the kernel has handled them.
         log = await kc.execute("print(kernel_comm_log)", timeout=T)
+    assert info.comms[comm.comm_id] == {"target_name": "echo-buffers"}
+    _check_echo(comm)
     _check_kernel_opened(opened, log.stdout)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_comm_opened_by_kernel_blocking(fmt: str, kernels: Kernels) -> None:
+def test_comms_blocking(fmt: str, kernels: Kernels) -> None:
     with blocking_client(kernels, fmt) as (_, kc):
+        _ok(kc.execute(ECHO_TARGET, timeout=T))
+        echoed = threading.Event()
+        comm = kc.comms.open("echo-buffers", {"hello": 1})
+        comm.on_msg(lambda message: echoed.set() if len(comm.messages) == 2 else None)
+        comm.send({"ping": 2}, buffers=FROM_CLIENT)
+        assert echoed.wait(T)
+        info = kc.comm_info(target_name="echo-buffers", timeout=T)
+        comm.close()
         target, opened = _kernel_opens(kc.comms)
         _ok(kc.execute(KERNEL_OPENS.format(target=target), timeout=T))
         assert len(opened) == 1
-        comm = opened[0][0]
-        comm.send({"reply": "from client"}, buffers=REPLY_BUFFERS)
-        comm.close()
+        from_kernel = opened[0][0]
+        from_kernel.send({"reply": "from client"}, buffers=REPLY_BUFFERS)
+        from_kernel.close()
         log = kc.execute("print(kernel_comm_log)", timeout=T)
+    assert info.comms[comm.comm_id] == {"target_name": "echo-buffers"}
+    _check_echo(comm)
     _check_kernel_opened(opened, log.stdout)
 
 
@@ -777,7 +769,10 @@ def test_jupyter_server_ignores_env(kernels: Kernels) -> None:
 
 
 @pytest.mark.anyio
-async def test_server_state_attach_and_shutdown(remote_server: Server, kernels: Kernels) -> None:
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_server_state_attach_and_shutdown(
+    remote_server: Server, kernels: Kernels, anyio_backend: str
+) -> None:
     url, token = remote_server.url, remote_server.token
     async with AsyncJupyterServer(url, token) as server:
         specs = await server.kernelspecs()
@@ -829,6 +824,82 @@ def test_server_state_attach_and_shutdown_blocking(remote_server: Server, kernel
         assert kernel_id not in {k.id for k in server.kernels()}
         with pytest.raises(ServerNotFoundError):
             server.kernel(kernel_id)
+
+
+# -- a server that stops answering for a while -----------------------------------------------------
+# SIGSTOP freezes the server: no pong comes back, the client drops its websocket and reconnects
+# once the server answers again. A request made meanwhile must wait for the reconnection.
+
+#: A pong is overdue after 0.4 s.
+STALL = {"ping_interval": 0.2, "ping_timeout": 0.2}
+
+
+@contextlib.contextmanager
+def _frozen(server: Server) -> Iterator[None]:
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the client did not notice the frozen server"
+        time.sleep(0.02)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="WebsocketTransport._reconnect sets _sock to None but keeps the old KernelWebsocket,"
+    " still open after a pong timeout, so a send() meanwhile fails its 'assert sock is not None'"
+    " (a bare AssertionError) instead of waiting for the new websocket",
+)
+def test_request_while_reconnecting_blocking(remote_server: Server, kernels: Kernels) -> None:
+    shared = kernels("v1")
+    assert shared.kernel_id is not None
+    attached = RemoteKernelManager.attach(
+        shared.kernel_id, remote_server.url, remote_server.token, **STALL
+    )
+    with attached, attached.client() as kc, ThreadPoolExecutor(1) as pool:
+        transport: Any = kc.transport
+        with _frozen(remote_server):
+            # The reader has given up on the old websocket (private: nothing public says so).
+            _wait_for(lambda: transport._sock is None)
+            pending = pool.submit(kc.kernel_info, timeout=T)
+            with contextlib.suppress(TimeoutError):
+                pending.exception(0.5)
+        reply = pending.result(T)
+        assert transport.reconnects == 1
+    assert reply.status == "ok"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_request_while_reconnecting(
+    remote_server: Server, kernels: Kernels, anyio_backend: str
+) -> None:
+    shared = kernels("v1")
+    assert shared.kernel_id is not None
+    url, token = remote_server.url, remote_server.token
+    attached = AsyncRemoteKernelManager.attach(shared.kernel_id, url, token, **STALL)
+    replies: list[KernelInfoReply] = []
+    async with attached as km, km.client() as kc:
+
+        async def ask() -> None:
+            replies.append(await kc.kernel_info(timeout=T))
+
+        async with anyio.create_task_group() as tg:
+            with _frozen(remote_server):
+                await anyio.sleep(1.5)  # the pong is overdue
+                tg.start_soon(ask)
+                await anyio.sleep(0.5)
+        assert kc.transport.reconnects == 1  # type: ignore[attr-defined]
+        after = await kc.execute("print('after')", timeout=T)
+    assert [r.status for r in replies] == ["ok"]
+    assert after.stdout == "after\n"
 
 
 # -- the Kernel Gateway ---------------------------------------------------------------------------
@@ -968,7 +1039,7 @@ def _comparable(nb: nbformat.NotebookNode) -> Any:
     return cells, nb.metadata["language_info"]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", ["v1"])
 def test_notebook_equals_local_run(
     fmt: str, remote_server: Server, kernels: Kernels, jupyter_env: Path
 ) -> None:
