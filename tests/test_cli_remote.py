@@ -510,3 +510,25 @@ def test_httpx_is_imported_only_for_a_server() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stderr.splitlines()[0] == "False", done.stderr
     assert done.stderr.splitlines()[-1] == "True", done.stderr
+
+
+@pytest.mark.anyio
+async def test_execute_notebook_async_takes_a_kernel_factory(server: Server) -> None:
+    from runtimelib import execute_notebook_async
+    from runtimelib.remote import AsyncRemoteKernelManager
+
+    asked: list[str | None] = []
+
+    def factory(name: str | None) -> AsyncRemoteKernelManager:
+        asked.append(name)
+        return AsyncRemoteKernelManager(name, server.url, server.token)
+
+    nb = new_notebook(
+        metadata={"kernelspec": {"name": "runtimelib-echo", "display_name": "Echo"}},
+        cells=[new_code_cell("hello there")],
+    )
+    before = kernel_ids(server)
+    done = await execute_notebook_async(nb, kernel_factory=factory)
+    assert asked == ["runtimelib-echo"]
+    assert [o.get("text") for o in done.cells[0].outputs] == ["hello there\n"]
+    assert kernel_ids(server) == before

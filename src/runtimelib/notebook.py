@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from .manager.base import EncryptionPolicy
 
 __all__ = [
-    "AsyncNotebookKernel",
-    "NotebookKernel",
     "NotebookRun",
     "RunOptions",
     "execute_notebook",
@@ -140,16 +138,9 @@ class NotebookRun:
 
     # -- which cells, which kernel -------------------------------------------------------------
 
-    def kernel_name(self, given: str | None = None) -> str:
-        """The kernel to use: the one given, else the notebook's kernelspec, else the default."""
-        return self.named_kernel(given) or default_kernel_name()
-
     def named_kernel(self, given: str | None = None) -> str | None:
         """The kernel given, else the notebook's kernelspec; None when neither names one."""
-        if given:
-            return given
-        spec = self.nb.get("metadata", {}).get("kernelspec") or {}
-        name = spec.get("name")
+        name = given or (self.nb.get("metadata", {}).get("kernelspec") or {}).get("name")
         return name if isinstance(name, str) and name else None
 
     def cells_to_run(self) -> list[int]:
@@ -413,11 +404,9 @@ NotebookSource = Union["NotebookNode", Mapping[str, Any], str, "os.PathLike[str]
 
 
 class NotebookKernel(Protocol):
-    """What running a notebook needs of a kernel manager: clients of its kernel, and a way
-    to interrupt a cell past its timeout. KernelManager and RemoteKernelManager are ones."""
+    """What a notebook run needs of a kernel manager: clients, and interrupting late cells."""
 
     def client(self) -> KernelClient: ...
-
     def interrupt(self) -> None: ...
 
 
@@ -425,13 +414,10 @@ class AsyncNotebookKernel(Protocol):
     """NotebookKernel for asyncio and trio (AsyncKernelManager, AsyncRemoteKernelManager)."""
 
     def client(self) -> AsyncKernelClient: ...
-
     async def interrupt(self) -> None: ...
 
 
-#: Makes the manager of a run's kernel, from the kernel named (by the caller, else by the
-#: notebook; None when neither names one): a context manager that starts the kernel on
-#: entering and ends it on leaving. The default starts a local kernel.
+#: A run's kernel manager, from the kernel named by the caller or notebook (None: neither).
 KernelFactory = Callable[[str | None], AbstractContextManager[NotebookKernel]]
 AsyncKernelFactory = Callable[[str | None], AbstractAsyncContextManager[AsyncNotebookKernel]]
 
@@ -467,7 +453,7 @@ class _Driver:
     ) -> None:
         nb, folder = read_notebook(nb_or_path)
         self.run = NotebookRun(nb, **options)
-        name = self.run.kernel_name(kernel_name)
+        name = self.run.named_kernel(kernel_name) or default_kernel_name()
         self.manager_options: dict[str, Any] = {
             "kernel_name": name,
             "cwd": cwd or folder,
@@ -505,20 +491,15 @@ def execute_notebook(
     the run with CellExecutionError unless ``allow_errors`` or the cell's ``raises-exception``
     tag; the notebook keeps the outputs up to that cell either way. ``on_cell(position,
     count, cell)`` is called before each cell runs. ``transport_encryption`` is the kernel
-    manager's (CurveZMQ). ``kernel_factory`` makes another kind of kernel manager (a
-    RemoteKernelManager, say: ``cwd`` and ``transport_encryption`` are then its business).
-    The other options are RunOptions.
+    manager's (CurveZMQ). ``kernel_factory`` makes a manager of another kind (a remote one,
+    say; ``cwd`` and encryption are then its own). The other options are RunOptions.
     """
+    from .manager import KernelManager
+
     driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, transport_encryption, options)
     run = driver.run
-    manager: AbstractContextManager[NotebookKernel]
-    if kernel_factory is not None:
-        manager = kernel_factory(run.named_kernel(kernel_name))
-    else:
-        from .manager import KernelManager
-
-        manager = KernelManager(**driver.manager_options)
-    with manager as km, km.client() as kc:
+    make = kernel_factory or (lambda _: KernelManager(**driver.manager_options))
+    with make(run.named_kernel(kernel_name)) as km, km.client() as kc:
         kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
         run.set_kernel_info(kc.request(KernelInfoRequest(), timeout=startup_timeout))
         for index in driver.cells(on_cell):
@@ -570,16 +551,12 @@ async def execute_notebook_async(
     **options: Unpack[RunOptions],
 ) -> NotebookNode:
     """``execute_notebook`` for asyncio and trio."""
+    from .manager import AsyncKernelManager
+
     driver = _Driver(nb_or_path, kernel_name, cwd, startup_timeout, transport_encryption, options)
     run = driver.run
-    manager: AbstractAsyncContextManager[AsyncNotebookKernel]
-    if kernel_factory is not None:
-        manager = kernel_factory(run.named_kernel(kernel_name))
-    else:
-        from .manager import AsyncKernelManager
-
-        manager = AsyncKernelManager(**driver.manager_options)
-    async with manager as km, km.client() as kc:
+    make = kernel_factory or (lambda _: AsyncKernelManager(**driver.manager_options))
+    async with make(run.named_kernel(kernel_name)) as km, km.client() as kc:
         kc.comms.close_unknown = False  # widgets' comms stay open, as with nbclient
         run.set_kernel_info(await kc.request(KernelInfoRequest(), timeout=startup_timeout))
         for index in driver.cells(on_cell):
