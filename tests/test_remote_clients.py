@@ -850,13 +850,6 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="WebsocketTransport._reconnect sets _sock to None but keeps the old KernelWebsocket,"
-    " still open after a pong timeout, so a send() meanwhile fails its 'assert sock is not None'"
-    " (a bare AssertionError) instead of waiting for the new websocket",
-)
 def test_request_while_reconnecting_blocking(remote_server: Server, kernels: Kernels) -> None:
     shared = kernels("v1")
     assert shared.kernel_id is not None

@@ -226,6 +226,9 @@ class WebsocketTransport(WebsocketCore, Transport):
     def _reconnect(self, deliver: Deliver) -> None:
         with self._state:
             sock, self._sock = self._sock, None
+            if self._ws is not None:
+                # Gone even if no close came (no pong): senders wait for the next one.
+                self._ws.closed = True
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
