@@ -133,6 +133,51 @@ async def test_a_request_made_while_the_websocket_is_down_is_sent_once_it_is_bac
 
 
 @pytest.mark.anyio
+async def test_requests_lost_with_the_websocket_are_sent_again_or_fail_at_once(
+    remote_server: Server, proxy: CuttingProxy
+) -> None:
+    """Requests written into a connection that is already dead (the server never reads
+    them): a kernel_info is sent again once the client is back; an execute, which must not
+    run twice, fails at once when the kernel is idle, instead of waiting for its timeout."""
+    url, token = remote_server.url, remote_server.token
+    async with AsyncRemoteKernelManager("python3", url, token, **FAST) as km:
+        client = km.client()
+        _through(client, proxy)
+        async with client:
+            proxy.cut()
+            started = time.monotonic()
+            info = await client.kernel_info(timeout=20)
+            assert info.implementation == "ipython"
+            assert time.monotonic() - started < 10
+            # The same again for an execute.
+            proxy.cut()
+            started = time.monotonic()
+            outcome: object
+            try:
+                outcome = (await client.execute("print(1)", timeout=20)).stdout
+            except TransportError as exc:
+                outcome = exc
+            # Lost, and said so; or the drop was seen before it was written, and it waited.
+            assert outcome == "1\n" or "never reached the kernel" in str(outcome)
+            assert time.monotonic() - started < 10
+            assert client.transport.reconnects == 2  # type: ignore[attr-defined]
+
+
+def test_a_request_lost_with_the_websocket_is_sent_again_blocking(
+    remote_server: Server, proxy: CuttingProxy
+) -> None:
+    with RemoteKernelManager("python3", remote_server.url, remote_server.token, **FAST) as km:
+        client = km.client()
+        _through(client, proxy)
+        with client:
+            proxy.cut()
+            started = time.monotonic()
+            assert client.kernel_info(timeout=20).implementation == "ipython"
+            assert time.monotonic() - started < 10
+            assert client.transport.reconnects == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
 async def test_output_that_another_client_may_have_taken_is_reported_missing(
     remote_server: Server, proxy: CuttingProxy
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from ..errors import RemoteProtocolError
 from ..messages import Content, Message
-from ..transports.base import OutputGap
+from ..transports.base import OutputGap, RequestLost
 
 __all__ = ["DEFAULT_BACKLOG", "RECONNECT_WAIT", "Inbox", "Router"]
 
@@ -71,10 +71,17 @@ class Router:
         """How many requests are waiting."""
         return len(self._inboxes)
 
-    def dispatch(self, message: Message[Content] | RemoteProtocolError | OutputGap) -> None:
+    def dispatch(
+        self, message: Message[Content] | RemoteProtocolError | OutputGap | RequestLost
+    ) -> None:
         """Deliver one received message, or the error that a message for a request could not
         be read (too large): that request ends with it, rather than missing an output; or
         the news that messages may have been lost (every pending request records why)."""
+        if isinstance(message, RequestLost):
+            lost = self._inboxes.get(message.msg_id)
+            if lost is not None:
+                lost.put(message.error)
+            return
         if isinstance(message, OutputGap):
             for msg_id in self._inboxes:
                 self.gaps.setdefault(msg_id, message.reason)

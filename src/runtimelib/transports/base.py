@@ -18,7 +18,7 @@ from ..errors import RemoteProtocolError
 from ..messages import Content, Message
 from ..protocol import Session
 
-__all__ = ["AsyncTransport", "Deliver", "OutputGap", "Transport"]
+__all__ = ["AsyncTransport", "Deliver", "OutputGap", "RequestLost", "Transport"]
 
 
 class OutputGap:
@@ -32,10 +32,21 @@ class OutputGap:
         self.reason = reason
 
 
+class RequestLost:
+    """Delivered when a request is known never to have reached the kernel: it fails with
+    ``error``."""
+
+    __slots__ = ("error", "msg_id")
+
+    def __init__(self, msg_id: str, error: BaseException) -> None:
+        self.msg_id = msg_id
+        self.error = error
+
+
 #: Called with each message the transport receives, its ``channel`` set; with the error for
 #: one it could not read that answers a request (``RemoteProtocolError.parent_id``); or with
-#: an OutputGap.
-Deliver = Callable[[Message[Content] | RemoteProtocolError | OutputGap], None]
+#: an OutputGap or a RequestLost.
+Deliver = Callable[[Message[Content] | RemoteProtocolError | OutputGap | RequestLost], None]
 
 
 class AsyncTransport(abc.ABC):

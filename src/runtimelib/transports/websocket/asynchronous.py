@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ...errors import KernelDiedError, RuntimelibError, ServerError, TransportError
@@ -28,6 +28,7 @@ from ...messages import Message
 from ...protocol import Session
 from ..base import AsyncTransport, Deliver, OutputGap
 from .connection import (
+    SETTLE,
     Endpoint,
     KernelWebsocket,
     Opened,
@@ -80,6 +81,7 @@ class WebsocketAsyncTransport(WebsocketCore, AsyncTransport):
         # Made on connecting: anyio's primitives belong to the running event loop.
         self._back: anyio.Event
         self._sending: anyio.Lock
+        self._tasks: TaskGroup
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -148,12 +150,13 @@ class WebsocketAsyncTransport(WebsocketCore, AsyncTransport):
 
     async def _write(self) -> None:
         """Send queued frames in order; while the websocket is down, wait for it to be back."""
-        async for frame in self._queue[1]:
+        async for item in self._queue[1]:
             while True:
                 ws, stream = self._ws, self._stream
                 if ws is not None and stream is not None and ws.open:
                     try:
-                        await self._transmit(stream, ws.frame(frame))
+                        await self._transmit(stream, ws.frame(item.frame))
+                        self._written(item, ws)
                         break
                     except _SEND_FAILED:
                         pass  # the reader sees the drop too, and reconnects
@@ -178,6 +181,7 @@ class WebsocketAsyncTransport(WebsocketCore, AsyncTransport):
         (after telling ``watch``'s ``dead``) when the kernel is gone or the server cannot be
         had back in time."""
         async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
             tasks.start_soon(self._write)
             tasks.start_soon(self._ping)
             try:
@@ -218,6 +222,7 @@ class WebsocketAsyncTransport(WebsocketCore, AsyncTransport):
 
     async def _reconnect(self, deliver: Deliver) -> None:
         """Bring the websocket back (see the module's docstring), or end with the reason."""
+        self._suspect()
         self._back = anyio.Event()
         if self._stream is not None:
             await anyio.aclose_forcefully(self._stream)
@@ -245,6 +250,19 @@ class WebsocketAsyncTransport(WebsocketCore, AsyncTransport):
         log.info("reconnected to the kernel's websocket")
         if plan.gap is not None:
             deliver(OutputGap(plan.gap))
+        # Even with no suspect yet: a send that was under way when the drop came records
+        # its request late.
+        self._tasks.start_soon(self._judge_later, deliver, plan.gap)
+
+    async def _judge_later(self, deliver: Deliver, gap: str | None) -> None:
+        await anyio.sleep(SETTLE)
+        if not self._suspected:
+            return
+        resend, lost = self._judge(await self._kernel_state(), gap)
+        for item in resend:
+            await self._queue[0].send(item)
+        for request in lost:
+            deliver(request)
 
     async def _kernel_state(self) -> Any:
         if self.probe is None:

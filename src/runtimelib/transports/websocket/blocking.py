@@ -23,6 +23,7 @@ from ...messages import Message
 from ...protocol import Session
 from ..base import Deliver, OutputGap, Transport
 from .connection import (
+    SETTLE,
     BlockingProbe,
     Endpoint,
     KernelWebsocket,
@@ -61,6 +62,7 @@ class WebsocketTransport(WebsocketCore, Transport):
         self._sending = threading.Lock()
         self._ended = False
         self._thread: threading.Thread | None = None
+        self._gap: str | None = None
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -126,7 +128,7 @@ class WebsocketTransport(WebsocketCore, Transport):
     def send(self, message: Message[Any]) -> None:
         """Send a message from the caller's thread; while the websocket is down, wait for it
         to be back (TransportError if it is not within ``reconnect_timeout``)."""
-        frame = self._encode(message)
+        item = self._encode(message)
         deadline = time.monotonic() + self.reconnect_timeout
         while True:
             with self._state:
@@ -143,7 +145,8 @@ class WebsocketTransport(WebsocketCore, Transport):
             assert ws is not None
             assert sock is not None
             try:
-                self._transmit(sock, ws.frame(frame))
+                self._transmit(sock, ws.frame(item.frame))
+                self._written(item, ws)
                 return
             except (OSError, TransportError):
                 time.sleep(0.01)  # the reader sees the drop too, and reconnects
@@ -178,6 +181,9 @@ class WebsocketTransport(WebsocketCore, Transport):
         early, self._early = self._early, []
         if self._handle(early, deliver, time.monotonic()):
             return
+        # After a reconnection (even with no suspect yet: a send under way when the drop came
+        # records its request late).
+        judge_at = time.monotonic() + SETTLE if self.reconnects else None
         next_ping = time.monotonic() + self.ping_interval
         next_poll = time.monotonic() + self.poll_interval
         while not self._closing:
@@ -208,6 +214,23 @@ class WebsocketTransport(WebsocketCore, Transport):
             if now >= next_poll and self.probe is not None:
                 next_poll = now + self.poll_interval
                 self._poll()
+            if judge_at is not None and now >= judge_at:
+                judge_at = None
+                self._judge_now(deliver)
+
+    def _judge_now(self, deliver: Deliver) -> None:
+        if not self._suspected:
+            return
+        resend, lost = self._judge(self._kernel_state(), self._gap)
+        with contextlib.suppress(OSError, TransportError):
+            for item in resend:
+                ws, sock = self._ws, self._sock
+                if ws is None or sock is None:
+                    break
+                self._transmit(sock, ws.frame(item.frame))
+                self._written(item, ws)
+        for request in lost:
+            deliver(request)
 
     def _poll(self) -> None:
         """The kernel's model, checked while connected: gone or dead fails pending requests."""
@@ -224,6 +247,7 @@ class WebsocketTransport(WebsocketCore, Transport):
             return exc
 
     def _reconnect(self, deliver: Deliver) -> None:
+        self._suspect()
         with self._state:
             sock, self._sock = self._sock, None
             if self._ws is not None:
@@ -255,6 +279,7 @@ class WebsocketTransport(WebsocketCore, Transport):
                 time.sleep(delay)
         self.reconnects += 1
         log.info("reconnected to the kernel's websocket")
+        self._gap = plan.gap
         if plan.gap is not None:
             deliver(OutputGap(plan.gap))
 

@@ -53,7 +53,7 @@ from ...errors import (
 from ...messages import Content, Message, Status
 from ...protocol import Session
 from ...protocol.websocket import V1_SUBPROTOCOL, WebsocketCodec
-from ..base import Deliver
+from ..base import Deliver, RequestLost
 
 log = logging.getLogger("runtimelib.transport")
 
@@ -64,6 +64,7 @@ __all__ = [
     "KernelState",
     "KernelWebsocket",
     "Opened",
+    "Outgoing",
     "Probe",
     "Reconnection",
     "WebsocketCore",
@@ -395,6 +396,34 @@ def quick_ack(sock: Any) -> None:
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
+#: Requests a kernel answers without changing anything: sent again when one went out just as
+#: the websocket dropped and got no answer.
+IDEMPOTENT = frozenset(
+    {
+        "kernel_info_request",
+        "complete_request",
+        "inspect_request",
+        "history_request",
+        "is_complete_request",
+        "comm_info_request",
+    }
+)
+#: How many sent and unanswered requests are remembered for a drop (the newest).
+MAX_UNANSWERED = 1000
+#: How long after a reconnection the server's replay is given before unanswered requests
+#: are judged.
+SETTLE = 1.0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A frame on its way out; requests carry their id and type, to be judged after a drop."""
+
+    frame: bytes | str
+    msg_id: str | None
+    msg_type: str
+
+
 class WebsocketCore:
     """What both websocket transports hold and decide alike: settings, the kernel's end as
     told to the client, and what each received event means."""
@@ -426,23 +455,75 @@ class WebsocketCore:
         self._alive: Callable[[], None] | None = None
         #: How many times the websocket was reopened.
         self.reconnects = 0
+        self._unanswered: dict[str, Outgoing] = {}
+        self._suspected: dict[str, Outgoing] = {}
 
     @property
     def subprotocol(self) -> str | None:
         """The format the server chose: the v1 subprotocol, or None (legacy)."""
         return None if self._ws is None else self._ws.subprotocol
 
-    def _encode(self, message: Message[Any]) -> bytes | str:
+    def _encode(self, message: Message[Any]) -> Outgoing:
         if self._closing:
             raise TransportError("the transport is closed")
         if self._ws is None:
             raise TransportError("the websocket was never opened")
-        return self._ws.encode(message)
+        frame = self._ws.encode(message)
+        tracked = message.channel in ("shell", "control") and message.msg_type.endswith("_request")
+        return Outgoing(frame, message.msg_id if tracked else None, message.msg_type)
+
+    def _written(self, item: Outgoing, ws: KernelWebsocket) -> None:
+        """A request went out on ``ws``: until anything answers it, it may have been lost
+        with that websocket (a suspect at once if ``ws`` is already gone)."""
+        if item.msg_id is None:
+            return
+        unanswered = self._unanswered if ws is self._ws and ws.open else self._suspected
+        unanswered[item.msg_id] = item
+        if len(unanswered) > MAX_UNANSWERED:
+            del unanswered[next(iter(unanswered))]
+
+    def _suspect(self) -> None:
+        """The websocket dropped: the requests written to it and not answered yet are
+        suspects until the server's replay answers them (see ``_judge``)."""
+        self._suspected.update(self._unanswered)
+        self._unanswered = {}
+
+    def _judge(
+        self, state: KernelState | BaseException, gap: str | None
+    ) -> tuple[list[Outgoing], list[RequestLost]]:
+        """What to do, once the server's replay has had time to come, with the requests
+        that went out just before a drop and still have no answer: a request that changes
+        nothing is sent again; any other fails at once when the kernel's model says it is
+        idle (so it never started on it) and the server kept everything for this client
+        (so no answer was lost); otherwise it is left to its timeout."""
+        suspects, self._suspected = self._suspected, {}
+        if not suspects:
+            return [], []
+        idle = isinstance(state, KernelState) and state.execution_state == "idle"
+        resend = [item for item in suspects.values() if item.msg_type in IDEMPOTENT]
+        lost = [
+            RequestLost(
+                msg_id,
+                TransportError(
+                    f"the {item.msg_type} went out just as the connection to the server"
+                    " dropped and never reached the kernel (not sent again: running it twice"
+                    " could do harm)"
+                ),
+            )
+            for msg_id, item in suspects.items()
+            if item.msg_type not in IDEMPOTENT and idle and gap is None
+        ]
+        return resend, lost
 
     def _handle(self, events: list[Any], deliver: Deliver, now: float) -> bool:
         """Deliver messages and note pongs; True once the websocket is closed."""
         for event in events:
             if isinstance(event, Message):
+                parent = event.parent_id
+                if parent:
+                    self._unanswered.pop(parent, None)
+                    if self._suspected:
+                        self._suspected.pop(parent, None)
                 deliver(event)
                 word = server_word(event)
                 if word is not None:
