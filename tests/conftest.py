@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .servers import Server, running_server
+from .servers import Server, enterprise_gateway_venv, running_server
 
 # Kernelspecs of small misbehaving kernels, for the error paths of the lifecycle.
 PY = sys.executable
@@ -154,6 +154,44 @@ def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     where = tmp_path_factory.mktemp("kernel-gateway")
     with running_server("kernel_gateway", where, env=_server_env(where)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def enterprise_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One Jupyter Enterprise Gateway (run from a virtual environment of its own) shared by
+    the tests of a worker. Its only kernelspec, ``python3``, is its environment's ipykernel on
+    the local process proxy."""
+    where = tmp_path_factory.mktemp("enterprise-gateway")
+    env = _enterprise_gateway_env(where, enterprise_gateway_venv())
+    with running_server("enterprise_gateway", where, env=env) as server:
+        yield server
+
+
+def _enterprise_gateway_env(where: Path, venv: Path) -> dict[str, str]:
+    python = str(venv / "bin" / "python")
+    specs: dict[str, dict[str, object]] = {
+        "python3": {
+            "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (local process proxy)",
+            "language": "python",
+            # What the gateway uses for a kernelspec that names no process proxy; named here
+            # so that the test does not rest on that default.
+            "metadata": {
+                "process_proxy": {
+                    "class_name": "enterprise_gateway.services.processproxies.processproxy."
+                    "LocalProcessProxy"
+                }
+            },
+        },
+    }
+    for name, spec in specs.items():
+        (where / "path" / "kernels" / name).mkdir(parents=True)
+        (where / "path" / "kernels" / name / "kernel.json").write_text(json.dumps(spec))
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = str(where / "path")
+    env["JUPYTER_DATA_DIR"] = str(where / "data")
+    env["EG_KERNEL_LOG_DIR"] = str(where / "kernel-logs")
+    return env
 
 
 def _server_env(where: Path) -> dict[str, str]:
