@@ -39,6 +39,21 @@ CHANNELS = frozenset({"shell", "control", "iopub", "stdin"})
 MAX_PARTS = 4096
 
 _U64 = struct.Struct("<Q")
+_CHANNEL_NAMES = {name.encode(): name for name in CHANNELS}
+_TABLES: dict[tuple[str, int, str], struct.Struct] = {}
+
+
+def _table(order: str, count: int, kind: str) -> struct.Struct:
+    """The Struct of an offset table (kept: most frames have the same few counts)."""
+    key = (order, count, kind)
+    table = _TABLES.get(key)
+    if table is None:
+        table = struct.Struct(f"{order}{count}{kind}")
+        if len(_TABLES) < 64:
+            _TABLES[key] = table
+    return table
+
+
 _U32 = struct.Struct(">I")
 
 
@@ -98,7 +113,7 @@ class WebsocketCodec:
                 if len(frame) > limit:
                     raise _too_large(len(frame), limit, None)
                 return self._decode_legacy(frame.encode(), ())
-            size = memoryview(frame).nbytes
+            size = len(frame) if isinstance(frame, bytes) else memoryview(frame).nbytes
             if self.v1:
                 channel, parts = decode_v1(frame)
                 if size > limit:
@@ -153,12 +168,14 @@ def encode_v1(channel: str, parts: tuple[Any, ...]) -> bytes:
 
 
 def decode_v1(frame: bytes | bytearray | memoryview) -> tuple[str, list[Any]]:
-    """The channel and the parts (four JSON parts, then buffers) of a v1 frame."""
-    view = memoryview(frame)
-    size = view.nbytes
+    """The channel and the parts (four JSON parts, then buffers) of a v1 frame.
+
+    The JSON parts are copied out (they are small and decoded at once); the buffers are
+    views of the frame, never copies."""
+    size = len(frame) if isinstance(frame, bytes) else memoryview(frame).nbytes
     if size < 8:
         raise FramingError(f"a v1 websocket frame of {size} bytes has no offset count")
-    (count,) = _U64.unpack_from(view, 0)
+    (count,) = _U64.unpack_from(frame, 0)
     # The channel and the four JSON parts need six offsets; the frame must hold them all.
     if count < 6:
         raise FramingError(f"a v1 websocket frame with {count} offsets cannot hold a message")
@@ -168,11 +185,18 @@ def decode_v1(frame: bytes | bytearray | memoryview) -> tuple[str, list[Any]]:
         raise FramingError(
             f"a v1 websocket frame of {size} bytes claims {count} offsets, more than it holds"
         )
-    offsets = struct.unpack_from(f"<{count}Q", view, 8)
+    offsets = _table("<", count, "Q").unpack_from(frame, 8)
     _check_offsets(offsets, 8 + 8 * count, size, "v1")
-    channel = _channel(_text(view[offsets[0] : offsets[1]]))
-    parts: list[Any] = [bytes(view[offsets[i] : offsets[i + 1]]) for i in range(1, 5)]
-    parts.extend(view[offsets[i] : offsets[i + 1]] for i in range(5, count - 1))
+    data = frame if isinstance(frame, bytes) else bytes(memoryview(frame)[: offsets[5]])
+    name = data[offsets[0] : offsets[1]]
+    channel = _CHANNEL_NAMES.get(name)
+    if channel is None:
+        channel = _channel(_text(memoryview(name)))  # raises the precise error
+    o1, o2, o3, o4, o5 = offsets[1:6]
+    parts: list[Any] = [data[o1:o2], data[o2:o3], data[o3:o4], data[o4:o5]]
+    if count > 6:
+        view = memoryview(frame)
+        parts.extend(view[offsets[i] : offsets[i + 1]] for i in range(5, count - 1))
     return channel, parts
 
 
@@ -204,7 +228,7 @@ def decode_legacy_binary(frame: bytes | bytearray | memoryview) -> tuple[bytes, 
         raise FramingError(
             f"a binary websocket frame of {size} bytes claims {count} parts, more than it holds"
         )
-    offsets = (*struct.unpack_from(f">{count}I", view, 4), size)
+    offsets = (*_table(">", count, "I").unpack_from(view, 4), size)
     _check_offsets(offsets, 4 + 4 * count, size, "binary")
     buffers = tuple(view[offsets[i] : offsets[i + 1]] for i in range(1, count))
     return bytes(view[offsets[0] : offsets[1]]), buffers
