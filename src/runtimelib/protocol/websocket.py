@@ -40,6 +40,7 @@ MAX_PARTS = 4096
 
 _U64 = struct.Struct("<Q")
 _CHANNEL_NAMES = {name.encode(): name for name in CHANNELS}
+_CHANNEL_BYTES = {name: raw for raw, name in _CHANNEL_NAMES.items()}
 _TABLES: dict[tuple[str, int, str], struct.Struct] = {}
 
 
@@ -154,17 +155,14 @@ def _too_large(size: int, limit: int, parent_id: str | None) -> MessageTooLargeE
 
 def encode_v1(channel: str, parts: tuple[Any, ...]) -> bytes:
     """A v1 frame: the offsets, the channel, then ``parts`` (JSON parts and buffers)."""
-    name = channel.encode()
+    name = _CHANNEL_BYTES[channel]
     count = len(parts) + 2
-    offset = 8 + 8 * count
-    offsets = [offset]
-    offset += len(name)
-    offsets.append(offset)
+    offset = 8 + 8 * count + len(name)
+    offsets = [count, offset - len(name), offset]
     for part in parts:
-        offset += len(part) if not isinstance(part, memoryview) else part.nbytes
+        offset += part.nbytes if isinstance(part, memoryview) else len(part)
         offsets.append(offset)
-    head = struct.pack(f"<{count + 1}Q", count, *offsets)
-    return b"".join((head, name, *parts))
+    return b"".join((_table("<", count + 1, "Q").pack(*offsets), name, *parts))
 
 
 def decode_v1(frame: bytes | bytearray | memoryview) -> tuple[str, list[Any]]:
