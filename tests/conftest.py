@@ -159,16 +159,22 @@ def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
 @pytest.fixture(scope="session")
 def enterprise_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One Jupyter Enterprise Gateway (run from a virtual environment of its own) shared by
-    the tests of a worker. Its only kernelspec, ``python3``, is its environment's ipykernel on
-    the local process proxy."""
+    the tests of a worker. Its kernelspecs run its environment's ipykernel: ``python3`` on the
+    local process proxy, ``python3-distributed`` on the distributed one (on 127.0.0.1, which it
+    reaches without SSH)."""
     where = tmp_path_factory.mktemp("enterprise-gateway")
     env = _enterprise_gateway_env(where, enterprise_gateway_venv())
-    with running_server("enterprise_gateway", where, env=env) as server:
+    hosts = ["--EnterpriseGatewayApp.remote_hosts=127.0.0.1"]
+    with running_server("enterprise_gateway", where, args=hosts, env=env) as server:
         yield server
 
 
 def _enterprise_gateway_env(where: Path, venv: Path) -> dict[str, str]:
     python = str(venv / "bin" / "python")
+    processproxies = "enterprise_gateway.services.processproxies"
+    launcher = str(Path(__file__).with_name("gateway_launcher.py"))
+    (where / "launched").mkdir()
+    (where / "kernel-logs").mkdir()
     specs: dict[str, dict[str, object]] = {
         "python3": {
             "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
@@ -177,9 +183,17 @@ def _enterprise_gateway_env(where: Path, venv: Path) -> dict[str, str]:
             # What the gateway uses for a kernelspec that names no process proxy; named here
             # so that the test does not rest on that default.
             "metadata": {
+                "process_proxy": {"class_name": f"{processproxies}.processproxy.LocalProcessProxy"}
+            },
+        },
+        "python3-distributed": {
+            "argv": [python, launcher, "{kernel_id}", "{response_address}", "{public_key}"],
+            "display_name": "Python 3 (distributed process proxy)",
+            "language": "python",
+            "env": {"RUNTIMELIB_LAUNCHER_DIR": str(where / "launched")},
+            "metadata": {
                 "process_proxy": {
-                    "class_name": "enterprise_gateway.services.processproxies.processproxy."
-                    "LocalProcessProxy"
+                    "class_name": f"{processproxies}.distributed.DistributedProcessProxy"
                 }
             },
         },

@@ -448,3 +448,43 @@ def test_wrong_token(enterprise_gateway: Server) -> None:
 
     with pytest.raises(ServerAuthError):
         anyio.run(start, backend="asyncio")
+
+
+# -- the distributed process proxy ----------------------------------------------------------------
+# It starts a kernelspec's launcher on one of its remote hosts over SSH, except on a host that
+# is this machine, where it starts it as a child process: with remote_hosts=127.0.0.1 it needs
+# no sshd. The launcher (tests/gateway_launcher.py) answers the gateway with where the kernel
+# listens; the gateway signals (interrupts, ends) the process it started.
+
+
+def test_distributed_process_proxy(enterprise_gateway: Server) -> None:
+    url, token = enterprise_gateway.url, enterprise_gateway.token
+    with RemoteKernelManager("python3-distributed", url, token, env=KERNEL_ENV) as km:
+        assert km.kernel_id in _running(enterprise_gateway)
+        with km.client() as kc:
+            _check_format(kc, "v1")
+            failed = kc.execute(STREAMS_AND_ERROR, timeout=T)
+            environ = kc.execute(
+                "import os; print({k: os.environ.get(k) for k in ('KERNEL_FOO', 'KERNEL_ID')})",
+                timeout=T,
+            )
+
+            def on_output(output: Output) -> None:
+                if _started_sleeping(output):
+                    km.interrupt()
+
+            interrupted = kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
+            after = kc.execute("print('after')", timeout=T)
+            assert kc.execute("marker = 1", timeout=T).status == "ok"
+            km.restart()
+            fresh = kc.execute(FRESH, timeout=T)
+            pid = _kernel_pid(kc)
+    _check_error(failed)
+    assert ast.literal_eval(environ.stdout) == {
+        "KERNEL_FOO": "foo value",
+        "KERNEL_ID": km.kernel_id,
+    }
+    _check_interrupted(interrupted, after)
+    assert fresh.stdout == "False\n"
+    assert km.kernel_id not in _running(enterprise_gateway)
+    assert not _pid_alive(pid)
