@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def cli(
     )
 
 
+def side_by_side(
+    *commands: list[str], token: str | None = None, input: str | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    """The commands run at the same time (each starts a Python: together they take little
+    more than the time of one), as ``cli`` runs them."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(lambda command: cli(*command, token=token, input=input), commands))
+
+
 @pytest.fixture
 def server(remote_server: Server) -> Iterator[Server]:
     """The shared server; kernels a test leaves on it are shut down after the test."""
@@ -92,7 +102,13 @@ def one_line(text: str) -> str:
 def test_kernels_lists_the_servers_kernelspecs(server: Server) -> None:
     with JupyterServer(server.url, server.token) as api:
         theirs = api.kernelspecs()
-    listed = cli("kernels", "--server", server.url, "--json", token=server.token)
+    url = server.url
+    listed, quiet, table = side_by_side(
+        ["kernels", "--server", url, "--json"],
+        ["kernels", "-q", "--server", url],
+        ["kernels", "--server", url],
+        token=server.token,
+    )
     assert listed.returncode == 0, listed.stderr
     specs = {spec["name"]: spec for spec in json.loads(listed.stdout)}
     assert set(specs) == set(theirs.kernelspecs)
@@ -101,9 +117,7 @@ def test_kernels_lists_the_servers_kernelspecs(server: Server) -> None:
     assert specs["runtimelib-echo"]["display_name"] == "Echo (runtimelib)"
     assert [name for name, spec in specs.items() if spec["default"]] == [theirs.default]
     assert set(specs["python3"]) == {"name", "display_name", "language", "path", "argv", "default"}
-    quiet = cli("kernels", "-q", "--server", server.url, "--token", server.token)
     assert quiet.stdout.split() == sorted(specs)
-    table = cli("kernels", "--server", server.url, token=server.token)
     assert table.stdout.splitlines()[0].split() == ["NAME", "LANGUAGE", "DISPLAY", "NAME"]
     assert any(
         line.split()[:2] == ["runtimelib-echo", "text"] for line in table.stdout.splitlines()
@@ -118,13 +132,17 @@ def test_start_ps_exec_interrupt_restart_stop(server: Server) -> None:
     kernel_id = info["id"]
     assert (info["kernel_name"], info["server"]) == ("python3", url)
     assert kernel_id in kernel_ids(server)
-    listed = json.loads(cli("ps", "--server", url, "--json", token=token).stdout)
-    mine = [k for k in listed if k["id"] == kernel_id]
+    # State lives in the server's kernel between commands; a unique id prefix is enough.
+    ps, assigned = side_by_side(
+        ["ps", "--server", url, "--json"],
+        ["exec", "--server", url, kernel_id[:8], "-c", "x = 41"],
+        token=token,
+    )
+    assert assigned.returncode == 0, assigned.stderr
+    mine = [k for k in json.loads(ps.stdout) if k["id"] == kernel_id]
     assert len(mine) == 1
     assert mine[0]["kernel_name"] == "python3"
     assert set(mine[0]) == {"id", "kernel_name", "execution_state", "connections", "last_activity"}
-    # State lives in the server's kernel between commands; a unique id prefix is enough.
-    assert cli("exec", "--server", url, kernel_id[:8], "-c", "x = 41", token=token).returncode == 0
     shown = cli("run", "--server", url, "--existing", kernel_id, "-c", "x + 1", token=token)
     assert (shown.returncode, shown.stdout) == (0, "42\n"), shown.stderr
     # An interrupt from another command stops what the kernel runs.
@@ -151,8 +169,9 @@ def test_start_ps_exec_interrupt_restart_stop(server: Server) -> None:
     assert restarted.returncode == 0, restarted.stderr
     after = cli("exec", "--server", url, kernel_id, "-c", "print('x' in dir())", token=token)
     assert after.stdout == "False\n"  # a fresh kernel, the same id
-    # The restart was the server's: no kernel runs on this machine.
-    assert cli("ps", "-q").stdout == ""
+    # The restart was the server's: no kernel was started on this machine (the jupyter_env
+    # fixture fails the test for any connection file left in the runtime dir).
+    assert list(Path(os.environ["JUPYTER_RUNTIME_DIR"]).glob("kernel-*.json")) == []
     stopped = cli("stop", "--server", url, kernel_id, "--json", token=token)
     assert stopped.returncode == 0, stopped.stderr
     assert json.loads(stopped.stdout) == [{"id": kernel_id, "stopped": True}]
@@ -165,7 +184,16 @@ def test_exec_outputs_and_exit_codes_are_as_for_local_kernels(server: Server) ->
     url, token = server.url, server.token
     kernel_id = start_kernel(server, "python3")
     code = "import sys\nprint('out ü')\nprint('err', file=sys.stderr)\n6 * 7"
-    done = cli("exec", "--server", url, kernel_id, "-c", code, token=token)
+    asking = "print('hi', input('name? '))"
+    # One kernel runs the requests of several clients in turn; each gets its own outputs.
+    # (Not an error among them: a kernel aborts what is queued behind one.)
+    done, reported, asked = side_by_side(
+        ["exec", "--server", url, kernel_id, "-c", code],
+        ["exec", "--json", "--server", url, kernel_id, "-c", "print('a')"],
+        ["exec", "--server", url, kernel_id, "-c", asking],
+        token=token,
+        input="Ada\n",
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "out ü\n42\n"
     assert "err\n" in done.stderr
@@ -174,14 +202,9 @@ def test_exec_outputs_and_exit_codes_are_as_for_local_kernels(server: Server) ->
     assert failed.stdout == "before\n"
     assert "ZeroDivisionError" in failed.stderr
     assert "\x1b[" not in failed.stderr
-    reported = cli("exec", "--json", "--server", url, kernel_id, "-c", "print('a')", token=token)
     assert json.loads(reported.stdout)["outputs"] == [
         {"output_type": "stream", "name": "stdout", "text": "a\n"}
     ]
-    asked = cli(
-        "exec", "--server", url, kernel_id, "-c", "print('hi', input('name? '))",
-        token=token, input="Ada\n",
-    )  # fmt: skip
     assert asked.stdout == "name? hi Ada\n", asked.stderr
     slow = cli(
         "exec", "--server", url, kernel_id, "--timeout", "1", "-c", "import time; time.sleep(30)",
@@ -198,10 +221,12 @@ def test_exec_outputs_and_exit_codes_are_as_for_local_kernels(server: Server) ->
 def test_run_starts_a_kernel_and_shuts_it_down(server: Server) -> None:
     url, token = server.url, server.token
     before = kernel_ids(server)
-    echoed = cli("run", "--server", url, "-k", "runtimelib-echo", "-c", "hello", token=token)
+    echoed, failed = side_by_side(
+        ["run", "--server", url, "-k", "runtimelib-echo", "-c", "hello"],
+        ["run", "--server", url, "-k", "python3", "-c", "1 / 0"],
+        token=token,
+    )
     assert (echoed.returncode, echoed.stdout) == (0, "hello\n"), echoed.stderr
-    assert kernel_ids(server) == before
-    failed = cli("run", "--server", url, "-k", "python3", "-c", "1 / 0", token=token)
     assert failed.returncode == 1
     assert "ZeroDivisionError" in failed.stderr
     assert kernel_ids(server) == before
@@ -231,22 +256,19 @@ def test_ctrl_c_ends_a_run_and_its_kernel(server: Server) -> None:
 
 
 def test_console_on_a_server(server: Server) -> None:
+    kernel_id = start_kernel(server, "python3")
     before = kernel_ids(server)
-    done = cli(
-        "console", "--server", server.url, "-k", "python3",
-        token=server.token, input="x = 6 * 7\nprint(x)\n",
-    )  # fmt: skip
+    done, attached = side_by_side(
+        ["console", "--server", server.url, "-k", "python3"],
+        ["console", "--server", server.url, "--existing", kernel_id],
+        token=server.token,
+        input="x = 6 * 7\nprint(x)\n",
+    )
     assert done.returncode == 0, done.stderr
     assert "In [2]: 42\n" in done.stdout
-    assert kernel_ids(server) == before
-    kernel_id = start_kernel(server, "python3")
-    attached = cli(
-        "console", "--server", server.url, "--existing", kernel_id,
-        token=server.token, input="print('on', 'it')\n",
-    )  # fmt: skip
     assert attached.returncode == 0, attached.stderr
-    assert "on it\n" in attached.stdout
-    assert kernel_id in kernel_ids(server)  # left running
+    assert "In [2]: 42\n" in attached.stdout
+    assert kernel_ids(server) == before  # its own kernel ended, the other left running
 
 
 def _notebook() -> nbformat.NotebookNode:
@@ -269,15 +291,19 @@ def _notebook() -> nbformat.NotebookNode:
 
 def test_execute_on_a_server_writes_what_a_local_run_writes(server: Server, tmp_path: Path) -> None:
     source = _write(_notebook(), tmp_path / "nb.ipynb")
+    failing = _notebook()
+    failing.cells[6].metadata = {}
+    broken = _write(failing, tmp_path / "broken.ipynb")
+    out = tmp_path / "broken-out.ipynb"
     before = kernel_ids(server)
-    remote = cli(
-        "execute", "--server", server.url, str(source), "-o", str(tmp_path / "remote.ipynb"),
+    remote, local, failed = side_by_side(
+        ["execute", "--server", server.url, str(source), "-o", str(tmp_path / "remote.ipynb")],
+        ["execute", str(source), "-o", str(tmp_path / "local.ipynb")],
+        ["execute", "--server", server.url, str(broken), "-o", str(out)],
         token=server.token,
-    )  # fmt: skip
+    )
     assert remote.returncode == 0, remote.stderr
     assert ": 7 cells in" in remote.stderr
-    assert kernel_ids(server) == before
-    local = cli("execute", str(source), "-o", str(tmp_path / "local.ipynb"))
     assert local.returncode == 0, local.stderr
     theirs = _without_timing(nbformat.read(tmp_path / "local.ipynb", as_version=4))
     ours = _without_timing(nbformat.read(tmp_path / "remote.ipynb", as_version=4))
@@ -289,12 +315,7 @@ def test_execute_on_a_server_writes_what_a_local_run_writes(server: Server, tmp_
     assert "iopub.status.busy" in nbformat.read(source.with_name("remote.ipynb"), 4).cells[
         2
     ].metadata.get("execution", {})
-    # A failing cell: exit code 1, the notebook up to it written, the kernel gone.
-    failing = _notebook()
-    failing.cells[6].metadata = {}
-    broken = _write(failing, tmp_path / "broken.ipynb")
-    out = tmp_path / "broken-out.ipynb"
-    failed = cli("execute", "--server", server.url, str(broken), "-o", str(out), token=server.token)
+    # A failing cell: exit code 1, the notebook up to it written; no kernel left either way.
     assert failed.returncode == 1
     assert "ValueError" in failed.stderr
     assert nbformat.read(out, 4).cells[6].outputs[0].ename == "ValueError"
@@ -322,41 +343,22 @@ def _commands(url: str, notebook: Path, *only: str) -> list[list[str]]:
     return [command for command in commands if not only or command[0] in only]
 
 
-def _run_all(commands: list[list[str]], env: dict[str, str]) -> list[tuple[int, str, str]]:
-    """Run the commands side by side; (exit code, stdout, stderr) of each."""
-    processes = [
-        subprocess.Popen(
-            [*COMMAND, *command],
-            env=env,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for command in commands
-    ]
-    results = []
-    for process in processes:
-        out, err = process.communicate(timeout=60)
-        results.append((process.returncode, out, err))
-    return results
-
-
 def test_a_wrong_token_exits_7_without_showing_it(server: Server, tmp_path: Path) -> None:
     wrong = f"wrong-{secrets.token_hex(8)}"
     notebook = _write(_notebook(), tmp_path / "nb.ipynb")
     before = kernel_ids(server)
-    env = {**os.environ, "JUPYTER_TOKEN": wrong}
     commands = _commands(server.url, notebook)
-    for command, (code, out, err) in zip(commands, _run_all(commands, env), strict=True):
-        assert code == 7, (command, err)
-        assert "token" in one_line(err), command
-        assert wrong not in out + err, command
     # --token wins over JUPYTER_TOKEN; a wrong one on the command line is not echoed either.
-    given = cli("ps", "--server", server.url, "--token", wrong, token=server.token)
-    assert given.returncode == 7
+    commands.append(["ps", "--server", server.url, "--token", wrong])
+    for done in side_by_side(*commands, token=wrong):
+        assert done.returncode == 7, (done.args, done.stderr)
+        assert "token" in one_line(done.stderr), done.args
+        assert wrong not in done.stdout + done.stderr, done.args
+    given, missing = side_by_side(
+        ["ps", "--server", server.url, "--token", wrong], ["ps", "--server", server.url]
+    )
+    assert (given.returncode, missing.returncode) == (7, 7)  # a wrong token, and none at all
     assert wrong not in given.stdout + given.stderr
-    assert cli("ps", "--server", server.url).returncode == 7  # no token at all
     assert kernel_ids(server) == before
 
 
@@ -394,43 +396,37 @@ def test_a_failing_server_exits_6_without_showing_the_token(
 ) -> None:
     token = secrets.token_hex(16)
     notebook = _write(_notebook(), tmp_path / "nb.ipynb")
-    env = {**os.environ, "JUPYTER_TOKEN": token}
     commands = _commands(failing_server, notebook, "ps", "start", "exec", "stop", "execute")
-    for command, (code, out, err) in zip(commands, _run_all(commands, env), strict=True):
-        assert code == 6, (command, err)
-        line = one_line(err)
-        assert "(500)" in line, command
-        assert token not in out + err, command
-    # The server's reason is shown, with the token taken out of it.
-    said = cli("ps", "--server", failing_server, "--token", token)
-    assert said.returncode == 6
-    assert "failed for token <token>" in said.stderr
+    for done in side_by_side(*commands, token=token):
+        assert done.returncode == 6, (done.args, done.stderr)
+        # The server's reason is shown, with the token taken out of it.
+        assert "(500): failed for token <token>" in one_line(done.stderr), done.args
+        assert token not in done.stdout + done.stderr, done.args
 
 
 def test_an_unreachable_server_exits_6(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     token = secrets.token_hex(16)
     notebook = _write(_notebook(), tmp_path / "nb.ipynb")
-    env = {**os.environ, "JUPYTER_TOKEN": token}
     commands = _commands(url, notebook, "kernels", "run", "console", "execute")
-    for command, (code, out, err) in zip(commands, _run_all(commands, env), strict=True):
-        assert code == 6, (command, err)
-        assert f"cannot reach the server at {url}" in one_line(err), command
-        assert token not in out + err, command
+    for done in side_by_side(*commands, token=token):
+        assert done.returncode == 6, (done.args, done.stderr)
+        assert f"cannot reach the server at {url}" in one_line(done.stderr), done.args
+        assert token not in done.stdout + done.stderr, done.args
     assert not notebook.with_name("out.ipynb").exists()
 
 
 def test_a_kernel_the_server_does_not_have_exits_3(server: Server) -> None:
     url = server.url
-    for command in (
+    for done in side_by_side(
         ["exec", "--server", url, "no-such-id", "-c", "1"],
         ["interrupt", "--server", url, "no-such-id"],
         ["restart", "--server", url, "no-such-id"],
         ["stop", "--server", url, "no-such-id"],
         ["console", "--server", url, "--existing", "no-such-id"],
+        token=server.token,
     ):
-        done = cli(*command, token=server.token)
-        assert done.returncode == 3, (command, done.stderr)
+        assert done.returncode == 3, (done.args, done.stderr)
         assert f"no running kernel 'no-such-id' on the server at {url}" in one_line(done.stderr)
 
 
@@ -438,13 +434,13 @@ def test_a_kernelspec_the_server_does_not_have_exits_3(server: Server, tmp_path:
     url = server.url
     notebook = _write(_notebook(), tmp_path / "nb.ipynb")
     before = kernel_ids(server)
-    for command in (
+    for done in side_by_side(
         ["start", "--server", url, "-k", "no-such-spec"],
         ["run", "--server", url, "-k", "no-such-spec", "-c", "1"],
         ["execute", "--server", url, "-k", "no-such-spec", str(notebook)],
+        token=server.token,
     ):
-        done = cli(*command, token=server.token)
-        assert done.returncode == 3, (command, done.stderr)
+        assert done.returncode == 3, (done.args, done.stderr)
         assert f"no kernelspec named 'no-such-spec' on the server at {url}" in one_line(done.stderr)
     assert kernel_ids(server) == before
 
@@ -452,21 +448,17 @@ def test_a_kernelspec_the_server_does_not_have_exits_3(server: Server, tmp_path:
 # -- usage, completion, imports -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
+def test_usage_errors_with_a_server_exit_2() -> None:
+    for done in side_by_side(
         ["ps", "--token", "t"],
         ["run", "--server", "http://127.0.0.1:1", "--cwd", ".", "-c", "1"],
         ["start", "--server", "http://127.0.0.1:1", "--encryption", "required"],
         ["kernels", "--server", "http://127.0.0.1:1", "remove", "python3"],
         ["ps", "--server", "http://127.0.0.1:1/?token=secret"],
-    ],
-)
-def test_usage_errors_with_a_server_exit_2(args: list[str]) -> None:
-    done = cli(*args)
-    assert done.returncode == 2, done.stderr
-    assert "error:" in one_line(done.stderr)
-    assert "secret" not in done.stderr
+    ):
+        assert done.returncode == 2, (done.args, done.stderr)
+        assert "error:" in one_line(done.stderr)
+        assert "secret" not in done.stderr
 
 
 def test_completion_offers_the_servers_kernels(server: Server, tmp_path: Path) -> None:
