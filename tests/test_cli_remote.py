@@ -20,6 +20,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from runtimelib.errors import ServerNotFoundError
 from runtimelib.remote import JupyterServer
 
 from .servers import Server, free_port
@@ -443,6 +444,31 @@ def test_a_kernelspec_the_server_does_not_have_exits_3(server: Server, tmp_path:
         assert done.returncode == 3, (done.args, done.stderr)
         assert f"no kernelspec named 'no-such-spec' on the server at {url}" in one_line(done.stderr)
     assert kernel_ids(server) == before
+
+
+def test_a_kernel_gateway_that_does_not_list_its_kernels(kernel_gateway: Server) -> None:
+    url, token = kernel_gateway.url, kernel_gateway.token
+    started = cli("start", "--server", url, "-k", "runtimelib-echo", token=token)
+    kernel_id = started.stdout.strip()
+    try:
+        assert started.returncode == 0, started.stderr
+        listed, ran, unknown = side_by_side(
+            ["ps", "--server", url],
+            ["exec", "--server", url, kernel_id, "-c", "on the gateway"],
+            ["exec", "--server", url, "no-such-id", "-c", "1"],
+            token=token,
+        )
+        # Kernel Gateway refuses to list kernels by default, to any token: the message says so.
+        assert listed.returncode == 6
+        assert "does not list its kernels" in one_line(listed.stderr)
+        assert (ran.returncode, ran.stdout) == (0, "on the gateway\n"), ran.stderr
+        # An id it does not have is still "no such kernel", though no prefix can be looked up.
+        assert unknown.returncode == 3, unknown.stderr
+    finally:
+        stopped = cli("stop", "--server", url, kernel_id, token=token)
+    assert stopped.returncode == 0, stopped.stderr
+    with JupyterServer(url, token) as api, pytest.raises(ServerNotFoundError):
+        api.kernel(kernel_id)
 
 
 # -- usage, completion, imports -----------------------------------------------------------------

@@ -49,12 +49,39 @@ def _server(args: argparse.Namespace, **options: Any) -> JupyterServer:
         raise UsageError(str(exc)) from exc
 
 
+def _list(server: JupyterServer) -> list[KernelModel] | None:
+    """The server's kernels, or None for a server that takes the token but lists no kernels
+    (Kernel Gateway answers 403 unless started with KG_LIST_KERNELS)."""
+    try:
+        return server.kernels()
+    except errors.ServerAuthError as exc:
+        if exc.status != 403:
+            raise
+        # Both a wrong token and a gateway that does not list are a 403: a request every
+        # server answers for a good token tells them apart.
+        server.kernelspecs()
+        return None
+
+
+def _kernels_listed(server: JupyterServer) -> list[KernelModel]:
+    found = _list(server)
+    if found is None:
+        raise errors.ServerError(
+            f"the server at {server.url} does not list its kernels"
+            " (a Kernel Gateway does only when started with KG_LIST_KERNELS=1)",
+            status=403,
+        )
+    return found
+
+
 def _resolve(server: JupyterServer, text: str) -> str:
-    """The id of the server's kernel named by ``text``: its id, or a unique prefix of it."""
+    """The id of the server's kernel named by ``text``: its id, or a unique prefix of it
+    (where the server lists its kernels)."""
     try:
         return server.kernel(text).id
     except errors.ServerNotFoundError:
-        matches = [model.id for model in server.kernels() if model.id.startswith(text)]
+        found = _list(server) or []
+    matches = [model.id for model in found if model.id.startswith(text)]
     if len(matches) == 1:
         return matches[0]
     several = f" ({len(matches)} kernels' ids start with it)" if matches else ""
@@ -176,7 +203,7 @@ def _kernels(args: argparse.Namespace) -> int:
 
 def _ps(args: argparse.Namespace) -> int:
     with _server(args) as server:
-        found = server.kernels()
+        found = _kernels_listed(server)
     if args.json:
         emit_json(
             [
@@ -233,7 +260,7 @@ def _stop(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     with _server(args, timeout=args.timeout) as server:
         if args.all:
-            targets = [model.id for model in server.kernels()]
+            targets = [model.id for model in _kernels_listed(server)]
         else:
             targets = [_resolve(server, args.kernel_id)]
         for target in targets:
