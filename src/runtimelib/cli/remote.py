@@ -90,36 +90,6 @@ def _resolve(server: JupyterServer, text: str) -> str:
     )
 
 
-def _start(server: JupyterServer, name: str | None) -> KernelModel:
-    """Start a kernel; a kernelspec the server does not have is ServerNotFoundError.
-
-    Jupyter Server answers a start of an unknown kernelspec with a bare 500: only after a
-    failure are the server's kernelspecs asked whether the name was the reason.
-    """
-    try:
-        return server.start_kernel(name)
-    except errors.ServerUnavailableError as exc:
-        _unknown_kernelspec(server, name, exc)
-        raise
-
-
-def _unknown_kernelspec(server: JupyterServer, name: str | None, exc: errors.ServerError) -> None:
-    """Raise ServerNotFoundError if the start that failed with ``exc`` named a kernelspec the
-    server does not have."""
-    if not name or exc.status < 500:
-        return
-    try:
-        known = server.kernelspecs().kernelspecs
-    except errors.ServerError:
-        return  # the first error says more
-    if name not in known:
-        raise errors.ServerNotFoundError(
-            f"no kernelspec named {name!r} on the server at {server.url}"
-            f" (it has: {', '.join(sorted(known)) or 'none'})",
-            status=404,
-        ) from exc
-
-
 @contextlib.contextmanager
 def remote_kernel(
     args: argparse.Namespace, name: str | None, existing: str | None = None, **options: Any
@@ -139,11 +109,7 @@ def remote_kernel(
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     try:
-        try:
-            km.start()
-        except errors.ServerUnavailableError as exc:
-            _unknown_kernelspec(km.server, name, exc)
-            raise
+        km.start()
         yield km
     finally:
         try:
@@ -239,7 +205,7 @@ def _ps(args: argparse.Namespace) -> int:
 def _start_command(args: argparse.Namespace) -> int:
     _refuse_local_options(args)
     with _server(args) as server:
-        model = _start(server, args.kernel)
+        model = server.start_kernel(args.kernel)
     if args.json:
         emit_json(
             {

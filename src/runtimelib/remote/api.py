@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
 
-from ..errors import ServerError, status_error
+from ..errors import ServerError, ServerNotFoundError, status_error
 
 __all__ = [
     "Call",
@@ -146,6 +146,21 @@ def start_kernel(
     body = start_body(name, path, env)
     what = f"start kernel {name!r}" if name else "start the default kernel"
     return Call(what, "POST", url.api("kernels"), KernelModel, body, launches=True)
+
+
+def may_be_unknown_kernelspec(name: str | None, error: ServerError) -> bool:
+    """Whether a failed start may have named a kernelspec the server does not have: Jupyter
+    Server answers that with a bare 500, so only the kernelspecs can tell."""
+    return bool(name) and error.status >= 500
+
+
+def unknown_kernelspec(
+    url: ServerUrl, name: str | None, specs: KernelSpecsModel
+) -> ServerNotFoundError | None:
+    """The error for a start naming a kernelspec missing from ``specs`` (None if it is not)."""
+    if not name or name in specs.kernelspecs:
+        return None
+    return ServerNotFoundError(f"no kernelspec named {name!r} on the server at {url}", status=404)
 
 
 def interrupt_kernel(url: ServerUrl, kernel_id: str) -> Call:

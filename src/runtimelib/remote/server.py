@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import KernelTimeoutError, RuntimelibError, ServerUnavailableError
+from ..errors import KernelTimeoutError, RuntimelibError, ServerError, ServerUnavailableError
 from . import api
 from .api import Call, KernelModel, KernelSpecsModel, ServerUrl, SessionModel
 
@@ -97,8 +97,18 @@ class AsyncJupyterServer(_ServerBase):
         path: str | None = None,
         env: dict[str, str] | None = None,
     ) -> KernelModel:
-        """Start a kernel (the server's default when ``name`` is None)."""
-        return await self._call(api.start_kernel(self.url, name, path, env))  # type: ignore[no-any-return]
+        """Start a kernel (the server's default when ``name`` is None); a kernelspec the
+        server does not have is ServerNotFoundError."""
+        try:
+            return await self._call(api.start_kernel(self.url, name, path, env))  # type: ignore[no-any-return]
+        except ServerUnavailableError as exc:
+            if not api.may_be_unknown_kernelspec(name, exc):
+                raise
+            try:
+                specs = await self.kernelspecs()
+            except ServerError:
+                raise exc from None  # the first error says more
+            raise api.unknown_kernelspec(self.url, name, specs) or exc from None
 
     async def interrupt_kernel(self, kernel_id: str) -> None:
         await self._call(api.interrupt_kernel(self.url, kernel_id))
@@ -163,8 +173,18 @@ class JupyterServer(_ServerBase):
         path: str | None = None,
         env: dict[str, str] | None = None,
     ) -> KernelModel:
-        """Start a kernel (the server's default when ``name`` is None)."""
-        return self._call(api.start_kernel(self.url, name, path, env))  # type: ignore[no-any-return]
+        """Start a kernel (the server's default when ``name`` is None); a kernelspec the
+        server does not have is ServerNotFoundError."""
+        try:
+            return self._call(api.start_kernel(self.url, name, path, env))  # type: ignore[no-any-return]
+        except ServerUnavailableError as exc:
+            if not api.may_be_unknown_kernelspec(name, exc):
+                raise
+            try:
+                specs = self.kernelspecs()
+            except ServerError:
+                raise exc from None  # the first error says more
+            raise api.unknown_kernelspec(self.url, name, specs) or exc from None
 
     def interrupt_kernel(self, kernel_id: str) -> None:
         self._call(api.interrupt_kernel(self.url, kernel_id))
