@@ -54,29 +54,36 @@ from runtimelib.remote import (
     RemoteKernelManager,
 )
 
+from .remote_checks import (
+    ALL_BYTES,
+    ANSWERS,
+    FORMATS,
+    FRESH,
+    FROM_CLIENT,
+    INPUT_CODE,
+    REPLY_BUFFERS,
+    SHORT,
+    SLEEP,
+    T,
+    legacy,
+    started_sleeping,
+)
 from .servers import Server
 
 pytestmark = pytest.mark.kernel
 
-#: Bound on one request: generous for a loaded 2-core machine, well under pytest-timeout.
-T = 30.0
-FORMATS = ("v1", "legacy")
 #: What every kernel of this module is started with: the gateways hand a kernel the ``KERNEL_*``
 #: variables of a start request (and drop the rest); a Jupyter Server ignores ``env``.
 KERNEL_ENV = {"KERNEL_RUNTIMELIB_PROBE": "seen", "RUNTIMELIB_NOT_A_KERNEL_VAR": "dropped"}
 
 
-def _legacy(fmt: str) -> bool:
-    return fmt == "legacy"
-
-
 def _options(server: Server, fmt: str) -> dict[str, Any]:
-    return {"server_url": server.url, "token": server.token, "legacy": _legacy(fmt)}
+    return {"server_url": server.url, "token": server.token, "legacy": legacy(fmt)}
 
 
 def _check_format(client: AsyncKernelClient | KernelClient, fmt: str) -> None:
     """The client talks the format asked for: ``legacy`` offers no subprotocol."""
-    expected = None if _legacy(fmt) else V1_SUBPROTOCOL
+    expected = None if legacy(fmt) else V1_SUBPROTOCOL
     assert client.transport.subprotocol == expected  # type: ignore[union-attr]
 
 
@@ -343,14 +350,6 @@ def test_outputs_blocking(fmt: str, kernels: Kernels) -> None:
 
 # -- stdin ----------------------------------------------------------------------------------------
 
-INPUT_CODE = (
-    "name = input('name: ')\n"
-    "import getpass\n"
-    "secret = getpass.getpass('password: ')\n"
-    "print(name, len(secret), secret == 's3cret')"
-)
-ANSWERS = {False: "Ada", True: "s3cret"}
-
 
 def _record_sends(client: AsyncKernelClient | KernelClient) -> list[Message[Any]]:
     """Every message the client hands its transport, from now on."""
@@ -415,14 +414,6 @@ def test_input_blocking(fmt: str, kernels: Kernels) -> None:
 
 # -- interrupt and restart ------------------------------------------------------------------------
 
-SLEEP = "print('sleeping', flush=True)\nimport time\ntime.sleep(30)"
-#: Less than the sleep: a kernel that was not interrupted fails the execute with a timeout.
-SHORT = 20.0
-
-
-def _started_sleeping(output: Output) -> bool:
-    return isinstance(output, Stream) and "sleeping" in output.text
-
 
 def _check_interrupted(result: ExecutionResult, after: ExecutionResult) -> None:
     assert result.status == "error"
@@ -438,7 +429,7 @@ async def test_interrupt(fmt: str, kernels: Kernels) -> None:
     async with async_client(kernels, fmt) as (km, kc):
 
         async def on_output(output: Output) -> None:
-            if _started_sleeping(output):
+            if started_sleeping(output):
                 await km.interrupt()
 
         result = await kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
@@ -451,7 +442,7 @@ def test_interrupt_blocking(fmt: str, kernels: Kernels) -> None:
     with blocking_client(kernels, fmt) as (km, kc):
 
         def on_output(output: Output) -> None:
-            if _started_sleeping(output):
+            if started_sleeping(output):
                 km.interrupt()
 
         result = kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
@@ -466,9 +457,6 @@ def _check_restarted(failure: BaseException | None, fresh: ExecutionResult) -> N
     assert fresh.stdout == "False\n"
 
 
-FRESH = "print('marker' in globals())"
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("fmt", FORMATS)
 async def test_restart(fmt: str, kernels: Kernels) -> None:
@@ -481,7 +469,7 @@ async def test_restart(fmt: str, kernels: Kernels) -> None:
             nonlocal failure
 
             def on_output(output: Output) -> None:
-                if _started_sleeping(output):
+                if started_sleeping(output):
                     sleeping.set()
 
             try:
@@ -505,7 +493,7 @@ def test_restart_blocking(fmt: str, kernels: Kernels) -> None:
         sleeping = threading.Event()
 
         def on_output(output: Output) -> None:
-            if _started_sleeping(output):
+            if started_sleeping(output):
                 sleeping.set()
 
         pending = pool.submit(kc.execute, SLEEP, on_output=on_output, timeout=SHORT)
@@ -518,10 +506,8 @@ def test_restart_blocking(fmt: str, kernels: Kernels) -> None:
 
 # -- comms, with binary buffers both ways ---------------------------------------------------------
 
-ALL_BYTES = bytes(range(256))
 #: 1 MiB that is not all one byte, so a shifted or truncated copy differs.
 MEGABYTE = bytes(range(256)) * 4096
-FROM_CLIENT = [ALL_BYTES, b"", b"\x00\xff" * 1000]
 
 
 def _sha256(buffers: list[bytes] | tuple[Any, ...]) -> list[str]:
@@ -570,9 +556,6 @@ def _check_echo(comm: Comm) -> None:
     assert _data([echoed]) == [{"echo": {"ping": 2}, "sha256": _sha256(FROM_CLIENT)}]
     assert [bytes(b) for b in echoed.buffers] == FROM_CLIENT
     assert comm.closed
-
-
-REPLY_BUFFERS = [b"\xff" * 3, ALL_BYTES[::-1]]
 
 
 def _check_kernel_opened(opened: list[tuple[Comm, Message[CommOpen]]], log: str) -> None:
@@ -1038,7 +1021,7 @@ def test_notebook_equals_local_run(
 ) -> None:
     local = execute_notebook(_notebook(), allow_errors=True, record_timing=False, timeout=T)
     url, token = remote_server.url, remote_server.token
-    with RemoteKernelManager("python3", url, token, legacy=_legacy(fmt)) as km:
+    with RemoteKernelManager("python3", url, token, legacy=legacy(fmt)) as km:
         kernels.record(km.kernel_id)
         with km.client() as kc:
             _check_format(kc, fmt)

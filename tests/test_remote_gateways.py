@@ -34,15 +34,26 @@ from runtimelib.remote import (
 )
 
 from .conftest import _pid_alive
+from .remote_checks import (
+    ALL_BYTES,
+    ANSWERS,
+    FORMATS,
+    FRESH,
+    FROM_CLIENT,
+    INPUT_CODE,
+    REPLY_BUFFERS,
+    SHORT,
+    SLEEP,
+    T,
+    legacy,
+    started_sleeping,
+)
 from .servers import Server
 
 # The first test of a machine waits for the gateway's environment to be made (half a minute
 # with a cold pip cache): the usual bound would cut it short.
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
 
-#: Bound on one request.
-T = 30.0
-FORMATS = ("v1", "legacy")
 #: The gateway hands a kernel the ``KERNEL_*`` variables of the start request and drops the
 #: rest. ``KERNEL_USERNAME`` is also who the kernel runs for: without it the gateway takes its
 #: own user, and refuses to start kernels for root (its default ``unauthorized_users``).
@@ -57,10 +68,6 @@ KERNEL_ENV = {
 def anyio_backend() -> str:
     """The gateway tests run on asyncio; trio is covered against the other servers."""
     return "asyncio"
-
-
-def _legacy(fmt: str) -> bool:
-    return fmt == "legacy"
 
 
 def _running(server: Server) -> set[str]:
@@ -96,7 +103,7 @@ def shared(enterprise_gateway: Server) -> Iterator[RemoteKernelManager]:
 def _check_format(kc: AsyncKernelClient | KernelClient, fmt: str) -> None:
     """Enterprise Gateway 3.3 (jupyter_server 1.24) takes the v1 subprotocol when offered; a
     legacy client offers none and gets none."""
-    expected = None if _legacy(fmt) else V1_SUBPROTOCOL
+    expected = None if legacy(fmt) else V1_SUBPROTOCOL
     assert kc.transport.subprotocol == expected  # type: ignore[union-attr]
 
 
@@ -106,7 +113,7 @@ def blocking_client(
 ) -> Iterator[tuple[RemoteKernelManager, KernelClient]]:
     assert shared.kernel_id is not None
     attached = RemoteKernelManager.attach(
-        shared.kernel_id, server.url, server.token, legacy=_legacy(fmt)
+        shared.kernel_id, server.url, server.token, legacy=legacy(fmt)
     )
     with attached as km, km.client() as kc:
         _check_format(kc, fmt)
@@ -119,7 +126,7 @@ async def async_client(
 ) -> AsyncIterator[tuple[AsyncRemoteKernelManager, AsyncKernelClient]]:
     assert shared.kernel_id is not None
     attached = AsyncRemoteKernelManager.attach(
-        shared.kernel_id, server.url, server.token, legacy=_legacy(fmt)
+        shared.kernel_id, server.url, server.token, legacy=legacy(fmt)
     )
     async with attached as km, km.client() as kc:
         _check_format(kc, fmt)
@@ -129,13 +136,6 @@ async def async_client(
 # -- execution, stdin, environment ----------------------------------------------------------------
 
 STREAMS_AND_ERROR = "print('before')\nraise ValueError('boom')"
-INPUT_CODE = (
-    "name = input('name: ')\n"
-    "import getpass\n"
-    "secret = getpass.getpass('password: ')\n"
-    "print(name, len(secret), secret == 's3cret')"
-)
-ANSWERS = {False: "Ada", True: "s3cret"}
 ENVIRON = (
     "import os\n"
     "print({k: os.environ.get(k) for k in ('KERNEL_USERNAME', 'KERNEL_FOO', 'KERNEL_ID',"
@@ -213,11 +213,8 @@ async def test_execute_input_environ(
 
 # -- comms, with binary buffers both ways ---------------------------------------------------------
 
-ALL_BYTES = bytes(range(256))
 #: 1 MiB that is not all one byte, so a shifted or truncated copy differs.
 MEGABYTE = ALL_BYTES * 4096
-FROM_CLIENT = [ALL_BYTES, b"", b"\x00\xff" * 1000]
-REPLY_BUFFERS = [b"\xff" * 3, ALL_BYTES[::-1]]
 
 ECHO_TARGET = """
 import hashlib
@@ -308,15 +305,6 @@ async def test_comms(fmt: str, enterprise_gateway: Server, shared: RemoteKernelM
 
 # -- interrupt and restart ------------------------------------------------------------------------
 
-SLEEP = "print('sleeping', flush=True)\nimport time\ntime.sleep(30)"
-#: Less than the sleep: a kernel that was not interrupted fails the execute with a timeout.
-SHORT = 20.0
-FRESH = "print('marker' in globals())"
-
-
-def _started_sleeping(output: Output) -> bool:
-    return isinstance(output, Stream) and "sleeping" in output.text
-
 
 def _check_interrupted(result: ExecutionResult, after: ExecutionResult) -> None:
     assert result.status == "error"
@@ -337,7 +325,7 @@ def test_interrupt_and_restart_blocking(
     with blocking_client(enterprise_gateway, shared, "v1") as (km, kc):
 
         def on_output(output: Output) -> None:
-            if _started_sleeping(output):
+            if started_sleeping(output):
                 km.interrupt()
 
         interrupted = kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
@@ -348,7 +336,7 @@ def test_interrupt_and_restart_blocking(
         sleeping = threading.Event()
 
         def on_sleep(output: Output) -> None:
-            if _started_sleeping(output):
+            if started_sleeping(output):
                 sleeping.set()
 
         with ThreadPoolExecutor(1) as pool:
@@ -371,7 +359,7 @@ async def test_interrupt_and_restart(
     async with async_client(enterprise_gateway, shared, "legacy") as (km, kc):
 
         async def on_output(output: Output) -> None:
-            if _started_sleeping(output):
+            if started_sleeping(output):
                 await km.interrupt()
 
         interrupted = await kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
@@ -385,7 +373,7 @@ async def test_interrupt_and_restart(
             nonlocal failure
 
             def on_sleep(output: Output) -> None:
-                if _started_sleeping(output):
+                if started_sleeping(output):
                     sleeping.set()
 
             try:
@@ -470,7 +458,7 @@ def test_distributed_process_proxy(enterprise_gateway: Server) -> None:
             )
 
             def on_output(output: Output) -> None:
-                if _started_sleeping(output):
+                if started_sleeping(output):
                     km.interrupt()
 
             interrupted = kc.execute(SLEEP, on_output=on_output, timeout=SHORT)

@@ -14,7 +14,7 @@ import contextlib
 import ssl
 import weakref
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..client import AsyncKernelClient, KernelClient
 from ..errors import KernelDiedError, ServerNotFoundError
@@ -29,6 +29,8 @@ from .api import KernelModel
 from .server import AsyncJupyterServer, JupyterServer, _ServerBase
 
 __all__ = ["AsyncRemoteKernelManager", "RemoteKernelManager"]
+
+M = TypeVar("M", bound="_RemoteBase")
 
 #: Settings of the websocket transport a manager passes to its clients' transports.
 TRANSPORT_SETTINGS = (
@@ -80,6 +82,18 @@ class _RemoteBase:
         self.owns_kernel = False
         self.model: KernelModel | None = None
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    @classmethod
+    def attach(
+        cls: type[M], kernel_id: str, server_url: str, token: str | None = None, **options: Any
+    ) -> M:
+        """A manager of a kernel already running on the server (not shut down on leaving)."""
+        return cls(None, server_url, token, kernel_id=kernel_id, **options)
+
+    def _id(self) -> str:
+        if self.kernel_id is None:
+            raise RuntimeError("the kernel is not started")
+        return self.kernel_id
 
     def _adopt(self, model: KernelModel, *, started: bool) -> None:
         self.model = model
@@ -140,13 +154,6 @@ class AsyncRemoteKernelManager(_RemoteBase):
             self._url, self._token, **self._server_options
         )
 
-    @classmethod
-    def attach(
-        cls, kernel_id: str, server_url: str, token: str | None = None, **options: Any
-    ) -> AsyncRemoteKernelManager:
-        """A manager of a kernel already running on the server (not shut down on leaving)."""
-        return cls(None, server_url, token, kernel_id=kernel_id, **options)
-
     async def start(self) -> None:
         """Start the kernel on the server, or find the one named by ``kernel_id``."""
         if self.kernel_id is not None:
@@ -203,11 +210,6 @@ class AsyncRemoteKernelManager(_RemoteBase):
         self._clients.add(client)
         return client
 
-    def _id(self) -> str:
-        if self.kernel_id is None:
-            raise RuntimeError("the kernel is not started")
-        return self.kernel_id
-
     async def aclose(self) -> None:
         await self.server.aclose()
 
@@ -240,13 +242,6 @@ class RemoteKernelManager(_RemoteBase):
     ) -> None:
         super().__init__(kernel_name, server_url, token, **options)
         self.server: JupyterServer = JupyterServer(self._url, self._token, **self._server_options)
-
-    @classmethod
-    def attach(
-        cls, kernel_id: str, server_url: str, token: str | None = None, **options: Any
-    ) -> RemoteKernelManager:
-        """A manager of a kernel already running on the server (not shut down on leaving)."""
-        return cls(None, server_url, token, kernel_id=kernel_id, **options)
 
     def start(self) -> None:
         """Start the kernel on the server, or find the one named by ``kernel_id``."""
@@ -303,11 +298,6 @@ class RemoteKernelManager(_RemoteBase):
         client = KernelClient(transport, **kwargs)
         self._clients.add(client)
         return client
-
-    def _id(self) -> str:
-        if self.kernel_id is None:
-            raise RuntimeError("the kernel is not started")
-        return self.kernel_id
 
     def close(self) -> None:
         self.server.close()
