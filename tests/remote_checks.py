@@ -14,6 +14,9 @@ T = 30.0
 SHORT = 20.0
 
 SLEEP = "print('sleeping', flush=True)\nimport time\ntime.sleep(30)"
+#: How long after SLEEP says it sleeps an interrupt is sent: an interrupt that lands while
+#: the kernel is still flushing the print can be lost in the kernel.
+SETTLE = 0.3
 FRESH = "print('marker' in globals())"
 INPUT_CODE = (
     "name = input('name: ')\n"

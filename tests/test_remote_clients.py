@@ -62,6 +62,7 @@ from .remote_checks import (
     FROM_CLIENT,
     INPUT_CODE,
     REPLY_BUFFERS,
+    SETTLE,
     SHORT,
     SLEEP,
     T,
@@ -430,6 +431,7 @@ async def test_interrupt(fmt: str, kernels: Kernels) -> None:
 
         async def on_output(output: Output) -> None:
             if started_sleeping(output):
+                await anyio.sleep(SETTLE)  # inside the sleep, not the print
                 await km.interrupt()
 
         result = await kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
@@ -443,6 +445,7 @@ def test_interrupt_blocking(fmt: str, kernels: Kernels) -> None:
 
         def on_output(output: Output) -> None:
             if started_sleeping(output):
+                time.sleep(SETTLE)  # inside the sleep, not the print
                 km.interrupt()
 
         result = kc.execute(SLEEP, on_output=on_output, timeout=SHORT)

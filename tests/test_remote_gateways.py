@@ -14,6 +14,7 @@ import ast
 import contextlib
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ from .remote_checks import (
     FROM_CLIENT,
     INPUT_CODE,
     REPLY_BUFFERS,
+    SETTLE,
     SHORT,
     SLEEP,
     T,
@@ -326,6 +328,7 @@ def test_interrupt_and_restart_blocking(
 
         def on_output(output: Output) -> None:
             if started_sleeping(output):
+                time.sleep(SETTLE)  # inside the sleep, not the print
                 km.interrupt()
 
         interrupted = kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
@@ -360,6 +363,7 @@ async def test_interrupt_and_restart(
 
         async def on_output(output: Output) -> None:
             if started_sleeping(output):
+                await anyio.sleep(SETTLE)  # inside the sleep, not the print
                 await km.interrupt()
 
         interrupted = await kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
@@ -459,6 +463,7 @@ def test_distributed_process_proxy(enterprise_gateway: Server) -> None:
 
             def on_output(output: Output) -> None:
                 if started_sleeping(output):
+                    time.sleep(SETTLE)  # inside the sleep, not the print
                     km.interrupt()
 
             interrupted = kc.execute(SLEEP, on_output=on_output, timeout=SHORT)
