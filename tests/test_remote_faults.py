@@ -17,21 +17,29 @@ from pathlib import Path
 import anyio
 import pytest
 
+from runtimelib import AsyncKernelClient, KernelClient
 from runtimelib.client import Output
 from runtimelib.errors import (
     KernelDiedError,
+    KernelTimeoutError,
     ServerAuthError,
+    ServerConflictError,
+    ServerError,
     ServerNotFoundError,
     ServerUnavailableError,
     TransportError,
+    status_error,
 )
 from runtimelib.messages import Stream
+from runtimelib.protocol import Session
+from runtimelib.protocol.websocket import V1_SUBPROTOCOL
 from runtimelib.remote import (
     AsyncJupyterServer,
     AsyncRemoteKernelManager,
     JupyterServer,
     RemoteKernelManager,
 )
+from runtimelib.transports.websocket import Endpoint, WebsocketAsyncTransport, WebsocketTransport
 
 from .proxies import CuttingProxy
 from .servers import Server, running_server
@@ -398,3 +406,190 @@ def test_output_dropped_by_the_server_rate_limit_is_reported(tmp_path: Path) -> 
         calm = client.execute("print('calm')", timeout=30)
         assert calm.missing_output is None
         assert calm.stdout == "calm\n"
+
+
+# -- a server that sends what is not a message ------------------------------------------------
+
+
+def v1_frame(channel: bytes, parts: list[bytes]) -> bytes:
+    """A v1 frame built by hand, whatever its channel and parts."""
+    count = len(parts) + 2
+    offsets = [8 + 8 * count, 8 + 8 * count + len(channel)]
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    table = b"".join(n.to_bytes(8, "little") for n in (count, *offsets))
+    return table + channel + b"".join(parts)
+
+
+class FakeKernelServer:
+    """A websocket server that accepts a kernel websocket (v1), answers each kernel_info
+    request, but first sends frames that are not messages, and a frame that is not a
+    websocket message at all (a ping with a payload it must answer)."""
+
+    GARBAGE: tuple[bytes | str, ...] = (
+        b"",  # no offset count
+        (7).to_bytes(8, "little") + b"\x00" * 8,  # a count the frame cannot hold
+        (2**63).to_bytes(8, "little") + b"\x00" * 64,  # a huge count
+        v1_frame(b"shell", [b"{}", b"{}", b"{}", b"{\xff"]),  # not JSON
+        v1_frame(b"nowhere", [b"{}", b"{}", b"{}", b"{}"]),  # no such channel
+        "not json at all",  # a text frame
+        '{"header": [1, 2], "channel": "shell"}',  # JSON of the wrong shape
+    )
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.answered = 0
+        self.pongs = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import (
+            AcceptConnection,
+            BytesMessage,
+            CloseConnection,
+            Ping,
+            Pong,
+            Request,
+            TextMessage,
+        )
+
+        from runtimelib.messages import KernelInfoReply, Status
+        from runtimelib.protocol import Session
+        from runtimelib.protocol.websocket import WebsocketCodec
+
+        conn, _ = self.listener.accept()
+        ws = WSConnection(ConnectionType.SERVER)
+        session = Session()
+        codec = WebsocketCodec(session, V1_SUBPROTOCOL)
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            ws.receive_data(data)
+            for event in ws.events():
+                if isinstance(event, Request):
+                    conn.sendall(ws.send(AcceptConnection(subprotocol=V1_SUBPROTOCOL)))
+                    conn.sendall(ws.send(Ping(payload=b"are you there")))
+                elif isinstance(event, Pong):
+                    self.pongs += 1
+                elif isinstance(event, BytesMessage):
+                    request = codec.decode(event.data)
+                    for frame in self.GARBAGE:
+                        kind = TextMessage if isinstance(frame, str) else BytesMessage
+                        conn.sendall(ws.send(kind(data=frame)))
+                    reply = session.message(
+                        KernelInfoReply(implementation="fake"), request, channel="shell"
+                    )
+                    idle = session.message(Status(execution_state="idle"), request)
+                    for message in (reply, idle):
+                        conn.sendall(ws.send(BytesMessage(data=codec.encode(message))))
+                    self.answered += 1
+                elif isinstance(event, CloseConnection):
+                    conn.sendall(ws.send(event.response()))
+                    conn.close()
+                    return
+                elif isinstance(event, Ping):
+                    conn.sendall(ws.send(event.response()))
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_frames_that_are_not_messages_are_dropped_and_the_client_keeps_serving() -> None:
+    fake = FakeKernelServer()
+    try:
+        session = Session()
+        endpoint = Endpoint(
+            host="127.0.0.1",
+            port=fake.port,
+            target=f"/api/kernels/fake/channels?session_id={session.session_id}",
+            headers={"Authorization": "token t"},
+        )
+        client = KernelClient(WebsocketTransport(endpoint, session), ready_timeout=None)
+        with client:
+            for _ in range(3):
+                assert client.kernel_info(timeout=10).implementation == "fake"
+        assert fake.answered == 3
+        assert fake.pongs == 1
+    finally:
+        fake.close()
+
+
+@pytest.mark.anyio
+async def test_frames_that_are_not_messages_are_dropped_async() -> None:
+    fake = FakeKernelServer()
+    try:
+        session = Session()
+        endpoint = Endpoint(
+            host="127.0.0.1",
+            port=fake.port,
+            target=f"/api/kernels/fake/channels?session_id={session.session_id}",
+            headers={},
+        )
+        transport = WebsocketAsyncTransport(endpoint, session)
+        async with AsyncKernelClient(transport, ready_timeout=None) as client:
+            for _ in range(3):
+                assert (await client.kernel_info(timeout=10)).implementation == "fake"
+        assert fake.answered == 3
+    finally:
+        fake.close()
+
+
+def test_a_launch_past_launch_timeout_is_a_timeout_error() -> None:
+    """A server that takes longer to start a kernel than ``launch_timeout`` allows."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            time.sleep(3)
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        started = time.monotonic()
+        with (
+            pytest.raises(KernelTimeoutError) as caught,
+            RemoteKernelManager("python3", url, "t", launch_timeout=0.5),
+        ):
+            pass
+        assert time.monotonic() - started < 2.5
+        assert "launch_timeout" in str(caught.value)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, ServerAuthError),
+        (403, ServerAuthError),
+        (404, ServerNotFoundError),
+        (409, ServerConflictError),
+        (500, ServerUnavailableError),
+        (503, ServerUnavailableError),
+        (418, ServerError),
+    ],
+)
+def test_each_status_is_its_typed_error_with_the_servers_reason(
+    status: int, error: type[ServerError]
+) -> None:
+    body = b'{"message": "because I said so", "reason": null}'
+    found = status_error(status, body, "start kernel 'python3'")
+    assert type(found) is error
+    assert found.status == status
+    assert str(found).startswith("start kernel 'python3': ")
+    assert "because I said so" in str(found)
+    assert status_error(200, b"", "x") is None
+    # A hostile body is not repeated at length.
+    long = status_error(status, b'{"message": "' + b"x" * 10_000 + b'"}', "x")
+    assert long is not None
+    assert len(str(long)) < 400
