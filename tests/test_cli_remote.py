@@ -446,6 +446,7 @@ def test_a_kernelspec_the_server_does_not_have_exits_3(server: Server, tmp_path:
     assert kernel_ids(server) == before
 
 
+@pytest.mark.xdist_group("kernel_gateway")  # one gateway for the run, not one per worker
 def test_a_kernel_gateway_that_does_not_list_its_kernels(kernel_gateway: Server) -> None:
     url, token = kernel_gateway.url, kernel_gateway.token
     started = cli("start", "--server", url, "-k", "runtimelib-echo", token=token)

@@ -694,24 +694,22 @@ STREAMED = "print('a', flush=True)\nimport time\ntime.sleep(0.2)\nprint('b', flu
 def _check_stream(messages: list[Message[Content]]) -> None:
     # iopub keeps its order; the reply comes on shell, so anywhere after the request started.
     iopub = [m for m in messages if m.channel == "iopub"]
-    assert [m.msg_type for m in iopub] == [
-        "status",
-        "execute_input",
-        "stream",
-        "stream",
-        "execute_result",
-        "status",
-    ]
-    busy, _, first, second, result, idle = (m.content for m in iopub)
+    # Where the kernel ends a stream message is its timing ("a" and its newline may come
+    # apart on a busy machine): the stream messages are judged by what they say together.
+    kinds = [m.msg_type for m in iopub if m.msg_type != "stream"]
+    assert kinds == ["status", "execute_input", "execute_result", "status"]
+    streams = [m for m in iopub if m.msg_type == "stream"]
+    assert "".join(m.content.text for m in streams) == "a\nb\n"  # type: ignore[attr-defined]
+    assert iopub.index(streams[-1]) < len(iopub) - 2  # before the result and the idle
+    busy, _, result, idle = (m.content for m in iopub if m.msg_type != "stream")
     assert (busy.execution_state, idle.execution_state) == ("busy", "idle")  # type: ignore[attr-defined]
-    assert (first.text, second.text) == ("a\n", "b\n")  # type: ignore[attr-defined]
     assert result.data == {"text/plain": "42"}  # type: ignore[attr-defined]
     [reply] = [m for m in messages if m.channel == "shell"]
     assert reply.msg_type == "execute_reply"
     # It ends with the reply and the idle status, in either order; all of one request.
-    assert {messages[-1].msg_type, messages[-2].msg_type} >= {"status"}
     assert messages[-1] in (reply, iopub[-1])
-    assert len(messages) == 7
+    assert messages[-2] in (reply, iopub[-1])
+    assert len(messages) == len(iopub) + 1
     assert len({m.parent_id for m in messages}) == 1
 
 
@@ -951,6 +949,7 @@ def _gateway_blocking(kernels: Kernels, fmt: str) -> tuple[ExecutionResult, ...]
     return (environ,)
 
 
+@pytest.mark.xdist_group("kernel_gateway")  # one gateway for the run, not one per worker
 def test_gateway(gateway_kernels: Kernels) -> None:
     # One test for the whole gateway matrix ({v1, legacy} x {blocking, asyncio}, one kernel per
     # format): under xdist each test may land on another worker, and each worker would start a

@@ -54,7 +54,12 @@ from .servers import Server
 
 # The first test of a machine waits for the gateway's environment to be made (half a minute
 # with a cold pip cache): the usual bound would cut it short.
-pytestmark = [pytest.mark.kernel, pytest.mark.timeout(300)]
+#: One worker runs them all: the gateway (and its environment) is started once, not per worker.
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.timeout(300),
+    pytest.mark.xdist_group("enterprise_gateway"),
+]
 
 #: The gateway hands a kernel the ``KERNEL_*`` variables of the start request and drops the
 #: rest. ``KERNEL_USERNAME`` is also who the kernel runs for: without it the gateway takes its
