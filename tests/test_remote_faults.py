@@ -301,6 +301,29 @@ def test_a_kernel_shut_down_by_another_client_fails_pending_requests(
     assert elapsed < 20, f"the request took {elapsed:.1f} s to fail"
 
 
+@pytest.mark.parametrize("legacy", [False, True], ids=["v1", "legacy"])
+def test_a_kernel_the_server_restarts_after_it_died_fails_pending_requests(
+    remote_server: Server, legacy: bool
+) -> None:
+    """The kernel process dies: the server's restarter starts a new one and says
+    ``restarting`` on the websocket; the pending request fails with KernelDiedError at once,
+    and the next one runs on the new kernel."""
+    url, token = remote_server.url, remote_server.token
+    with (
+        RemoteKernelManager("python3", url, token, legacy=legacy, poll_interval=60.0) as km,
+        km.client() as client,
+    ):
+        pid = int(client.execute("import os; print(os.getpid())", timeout=30).stdout)
+        threading.Timer(0.5, os.kill, args=(pid, signal.SIGKILL)).start()
+        started = time.monotonic()
+        with pytest.raises(KernelDiedError, match="the server restarted it"):
+            client.execute("import time; time.sleep(60)", timeout=60)
+        assert time.monotonic() - started < 20
+        again = client.execute("import os; print(os.getpid())", timeout=30)
+        assert again.stdout.strip().isdigit()
+        assert int(again.stdout) != pid
+
+
 def test_a_kernel_restarted_by_another_client_takes_requests_again(
     remote_server: Server,
 ) -> None:

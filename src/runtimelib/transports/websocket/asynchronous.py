@@ -23,7 +23,7 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ...errors import KernelDiedError, RuntimelibError, ServerError, TransportError
+from ...errors import RuntimelibError, ServerError, TransportError
 from ...messages import Message
 from ...protocol import Session
 from ..base import AsyncTransport, Deliver, OutputGap
@@ -305,10 +305,7 @@ class WebsocketAsyncTransport(WebsocketCore, AsyncTransport):
             await anyio.sleep(self.poll_interval)
             if self._ws is None or not self._ws.open:
                 continue  # the reader is reconnecting and asks itself
-            state = await self._kernel_state()
-            final = Reconnection(0, 0).judge(state)
-            if isinstance(final, KernelDiedError):
-                self._tell_dead(final)
+            self._polled(await self._kernel_state())
         await anyio.sleep_forever()
 
     # -- closing -------------------------------------------------------------------------------

@@ -234,9 +234,7 @@ class WebsocketTransport(WebsocketCore, Transport):
 
     def _poll(self) -> None:
         """The kernel's model, checked while connected: gone or dead fails pending requests."""
-        final = Reconnection(0, 0).judge(self._kernel_state())
-        if final is not None and not isinstance(final, ServerError):
-            self._tell_dead(final)
+        self._polled(self._kernel_state())
 
     def _kernel_state(self) -> Any:
         if self.probe is None:

@@ -69,6 +69,7 @@ __all__ = [
     "Reconnection",
     "WebsocketCore",
     "backoff",
+    "kernel_end",
     "quick_ack",
     "refusal_is_final",
     "server_word",
@@ -314,6 +315,16 @@ def server_word(message: Message[Content]) -> KernelDiedError | None:
     return None
 
 
+def kernel_end(state: KernelState | BaseException) -> KernelDiedError | None:
+    """What the kernel's model (or the failure to get it) says of the kernel: gone from the
+    server or dead is the error for its pending requests; anything else, nothing."""
+    if isinstance(state, ServerNotFoundError):
+        return KernelDiedError("the kernel is no longer on the server (shut down or culled)")
+    if isinstance(state, KernelState) and state.execution_state == "dead":
+        return KernelDiedError("the server says the kernel is dead")
+    return None
+
+
 def refusal_is_final(error: BaseException) -> bool:
     """Whether reconnecting cannot help: the token is refused or the kernel is gone."""
     return isinstance(error, (ServerAuthError, ServerNotFoundError))
@@ -348,14 +359,11 @@ class Reconnection:
         """The error that ends the reconnection (the kernel is gone or dead, the token is
         refused), or None to go on. ``state`` is the kernel's model, or why it could not be
         had."""
-        if isinstance(state, ServerNotFoundError):
-            return KernelDiedError("the kernel is no longer on the server (shut down or culled)")
         if isinstance(state, ServerAuthError):
             return state
-        if isinstance(state, BaseException):
-            return None  # the server is unreachable for now: keep trying
-        if state.execution_state == "dead":
-            return KernelDiedError("the server says the kernel is dead")
+        end = kernel_end(state)
+        if end is not None or not isinstance(state, KernelState):
+            return end  # with no model, the server is unreachable for now: keep trying
         self.gap = (
             "the connection to the server dropped while another client was connected to the"
             " kernel, so the server may not have kept this client's output"
@@ -538,6 +546,13 @@ class WebsocketCore:
             elif isinstance(event, Pong):
                 self._last_pong = now
         return False
+
+    def _polled(self, state: KernelState | BaseException) -> None:
+        """The kernel's model as checked while connected: gone or dead fails pending
+        requests (once)."""
+        end = kernel_end(state)
+        if end is not None and self._failure is None:
+            self._tell_dead(end)
 
     def _pong_overdue(self, now: float) -> bool:
         return now - self._last_pong > self.ping_interval + self.ping_timeout
