@@ -77,22 +77,8 @@ class Router:
         """Deliver one received message, or the error that a message for a request could not
         be read (too large): that request ends with it, rather than missing an output; or
         the news that messages may have been lost (every pending request records why)."""
-        if isinstance(message, RequestLost):
-            lost = self._inboxes.get(message.msg_id)
-            if lost is not None:
-                lost.put(message.error)
-            return
-        if isinstance(message, OutputGap):
-            for msg_id in self._inboxes:
-                self.gaps.setdefault(msg_id, message.reason)
-            log.warning("output may be missing: %s", message.reason)
-            return
-        if isinstance(message, RemoteProtocolError):
-            target = self._inboxes.get(message.parent_id or "")
-            if target is not None:
-                target.put(message)
-            else:
-                log.warning("dropped a message nobody waits for: %s", message)
+        if not isinstance(message, Message):  # the rare cases, off the path of every message
+            self._dispatch_news(message)
             return
         if message.channel == "iopub":
             self.last_iopub = time.monotonic()
@@ -107,6 +93,22 @@ class Router:
             inbox.put(message)
         else:
             self.backlog.append(message)
+
+    def _dispatch_news(self, news: RemoteProtocolError | OutputGap | RequestLost) -> None:
+        if isinstance(news, RequestLost):
+            lost = self._inboxes.get(news.msg_id)
+            if lost is not None:
+                lost.put(news.error)
+        elif isinstance(news, OutputGap):
+            for msg_id in self._inboxes:
+                self.gaps.setdefault(msg_id, news.reason)
+            log.warning("output may be missing: %s", news.reason)
+        else:
+            target = self._inboxes.get(news.parent_id or "")
+            if target is not None:
+                target.put(news)
+            else:
+                log.warning("dropped a message nobody waits for: %s", news)
 
     def fail(self, error: BaseException) -> None:
         """End every pending request with ``error``, and refuse new ones until ``recover``."""
