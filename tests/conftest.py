@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .servers import Server, enterprise_gateway_venv, running_server
+from .servers import USER_CACHE, Server, enterprise_gateway_venv, running_server
 
 # Kernelspecs of small misbehaving kernels, for the error paths of the lifecycle.
 PY = sys.executable
@@ -59,6 +61,29 @@ TEST_SPECS: dict[str, dict[str, object]] = {
         "language": "scheme",
     },
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest process gives its kernels a cache directory of their own.
+
+    jedi and parso (completion in ipykernel and xeus-python) keep parsed modules as pickles in
+    the user's cache, written in place: a kernel reading one that another kernel is still
+    writing gets a truncated pickle, and its completion comes back empty. Kernels of one
+    worker run one test at a time; kernels of different workers never share the files.
+    """
+    cache = tempfile.mkdtemp(prefix="runtimelib-tests-cache-")
+    config.stash[_CACHE] = cache
+    os.environ.setdefault("RUNTIMELIB_TESTS_USER_CACHE", str(USER_CACHE))
+    os.environ["XDG_CACHE_HOME"] = cache
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cache = config.stash.get(_CACHE, None)
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+_CACHE = pytest.StashKey[str]()
 
 
 def _pid_alive(pid: int) -> bool:

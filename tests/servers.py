@@ -122,6 +122,15 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 #: Kubernetes, Docker and YARN process proxies (each imported only by its proxy) and nbconvert
 #: (jupyter_server's export handlers, which the gateway does not serve) are left out: they
 #: made the install four times slower.
+# The user's cache directory, where what the tests build once per machine is kept. conftest
+# gives each pytest process (and so its kernels) a fresh XDG_CACHE_HOME and keeps the user's in
+# RUNTIMELIB_TESTS_USER_CACHE, which xdist workers inherit from the process that started them.
+USER_CACHE = Path(
+    os.environ.get("RUNTIMELIB_TESTS_USER_CACHE")
+    or os.environ.get("XDG_CACHE_HOME")
+    or Path.home() / ".cache"
+)
+
 ENTERPRISE_GATEWAY = "3.3.0"
 ENTERPRISE_GATEWAY_PACKAGES = (
     f"jupyter_enterprise_gateway=={ENTERPRISE_GATEWAY}", "jupyter-server==1.24.0",
@@ -154,8 +163,7 @@ def enterprise_gateway_venv() -> Path:
     cannot install the packages, this fails with pip's output: a test that needs the gateway
     must not pass unnoticed for want of one.
     """
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    venv = cache / "runtimelib-tests" / f"enterprise-gateway-{ENTERPRISE_GATEWAY}"
+    venv = USER_CACHE / "runtimelib-tests" / f"enterprise-gateway-{ENTERPRISE_GATEWAY}"
     marker = venv / "runtimelib-complete"
     wanted = "\n".join(ENTERPRISE_GATEWAY_PACKAGES) + "\n"
     venv.parent.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,10 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
 
 # -- 1. what was received before a death is delivered before the death ----------------------------
 
-LINES = 2000
+# 400 messages, well under the 1,000 a kernel's iopub socket queues before it drops (ipykernel
+# keeps ZeroMQ's default high-water mark): a starved machine must not lose lines in the kernel,
+# where no client can see them. A consumer taking 10 ms each still lags the death by seconds.
+LINES = 400
 DIES_AFTER_OUTPUT = (
     "import os, signal, sys, time\n"
     "for i in range(LINES):\n"
@@ -65,7 +68,7 @@ def _slow_consumer(seen: list[int]) -> Callable[[Output], None]:
     def on_output(output: Output) -> None:
         if isinstance(output, Stream):
             seen.extend(int(line) for line in output.text.split())
-        time.sleep(0.001)  # a consumer slower than the kernel
+        time.sleep(0.01)  # a consumer slower than the kernel
 
     return on_output
 
@@ -85,7 +88,7 @@ def test_output_received_before_a_death_is_delivered_first_blocking(kernel: str)
 @pytest.mark.anyio
 @pytest.mark.parametrize("kernel", ["runtimelib-python", "python3"])
 async def test_output_received_before_a_death_is_delivered_first(kernel: str) -> None:
-    # A plain function that blocks for its millisecond: the reader task runs only when the
+    # A plain function that blocks for its 10 ms: the reader task runs only when the
     # consumer has taken everything delivered so far.
     seen: list[int] = []
     async with AsyncKernelManager(kernel) as km, km.client() as kc:
