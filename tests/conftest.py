@@ -248,3 +248,23 @@ def _server_env(where: Path) -> dict[str, str]:
 #: its reply and then carries on without them, with only a log line; on a loaded machine
 #: that made its notebook differ from ours now and then. It waits longer here, and says so.
 NBCLIENT_OPTIONS: dict[str, Any] = {"iopub_timeout": 30, "raise_on_iopub_timeout": True}
+
+
+def joined_streams(outputs: list[Any]) -> list[Any]:
+    """The outputs with each run of stream outputs of one name joined into one. Where a stream
+    message ends depends on the kernel's timing (ipykernel may send print's text and its
+    newline apart on a loaded machine), and two runs of a notebook are two kernels: notebooks
+    compared across runs are compared with their streams joined. Joins into the outputs given
+    (callers pass copies)."""
+    joined: list[Any] = []
+    for output in outputs:
+        last = joined[-1] if joined else None
+        if (
+            last is not None
+            and output.get("output_type") == last.get("output_type") == "stream"
+            and output.get("name") == last.get("name")
+        ):
+            last["text"] += output["text"]
+        else:
+            joined.append(output)
+    return joined

@@ -16,7 +16,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from runtimelib import errors
 from runtimelib.notebook import execute_notebook, execute_notebook_async
 
-from .conftest import NBCLIENT_OPTIONS
+from .conftest import NBCLIENT_OPTIONS, joined_streams
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
 
@@ -106,25 +106,12 @@ def _assert_same(ours: NotebookNode, theirs: NotebookNode) -> None:
 
 
 def _joined_streams(nb: NotebookNode) -> NotebookNode:
-    """The notebook with each run of stream outputs of one name joined into one. Where one
-    stream message ends depends on the kernel's timing (ipykernel may send print's "0" and
-    its newline apart on a loaded machine), and two runs of a notebook are two kernels; the
-    test with flushed writes below checks that each message is kept as its own output."""
+    """The notebook with its streams joined (see ``joined_streams``); the test with flushed
+    writes below checks that each message is kept as its own output."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
-        joined: list[Any] = []
-        for output in cell.get("outputs", []):
-            last = joined[-1] if joined else None
-            if (
-                last is not None
-                and output.output_type == last.output_type == "stream"
-                and output.name == last.name
-            ):
-                last.text += output.text
-            else:
-                joined.append(output)
         if "outputs" in cell:
-            cell.outputs = joined
+            cell.outputs = joined_streams(cell.outputs)
     return nb
 
 

@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from runtimelib.notebook import execute_notebook
 
-from .conftest import NBCLIENT_OPTIONS
+from .conftest import NBCLIENT_OPTIONS, joined_streams
 
 pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("jupyter_env")]
 
@@ -35,13 +35,20 @@ def _notebook(*sources: str, kernel: str = "python3") -> NotebookNode:
 
 
 def _canonical(nb: NotebookNode) -> str:
-    """The notebook as nbformat writes it, without what differs from run to run: timing, and
-    widget model ids, numbered in the order they are reached from the cells' outputs."""
+    """The notebook as nbformat writes it, without what differs from run to run: timing,
+    widget model ids, numbered in the order they are reached from the cells' outputs, and
+    where the kernel cut its streams (a print and its newline may leave ipykernel in two
+    messages on a busy machine: two stream outputs in a row that show as one)."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)
+        if "outputs" in cell:
+            cell.outputs = joined_streams(cell.outputs)
     state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
     models = state.get("state", {})
+    for model in models.values():
+        if isinstance(model.get("state", {}).get("outputs"), list):
+            model["state"]["outputs"] = joined_streams(model["state"]["outputs"])
     ids: dict[str, str] = {}
 
     def visit(model_id: str) -> None:
