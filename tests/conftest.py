@@ -74,6 +74,9 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = tempfile.mkdtemp(prefix="runtimelib-tests-cache-")
     config.stash[_CACHE] = cache
     os.environ.setdefault("RUNTIMELIB_TESTS_USER_CACHE", str(USER_CACHE))
+    # pip, which some tests run (a bare machine's install, the gateway's environment), keeps
+    # the user's cache of wheels.
+    os.environ.setdefault("PIP_CACHE_DIR", str(USER_CACHE / "pip"))
     os.environ["XDG_CACHE_HOME"] = cache
 
 
