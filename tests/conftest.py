@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -64,20 +65,44 @@ TEST_SPECS: dict[str, dict[str, object]] = {
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Each pytest process gives its kernels a cache directory of their own.
+    """The run gives its kernels a cache directory of its own, made before any kernel starts.
 
     jedi and parso (completion in ipykernel and xeus-python) keep parsed modules as pickles in
     the user's cache, written in place: a kernel reading one that another kernel is still
-    writing gets a truncated pickle, and its completion comes back empty. Kernels of one
-    worker run one test at a time; kernels of different workers never share the files.
+    writing gets a truncated pickle, and its completion comes back empty. So the process that
+    starts the run (xdist's workers inherit the directory) fills a fresh cache with what the
+    kernels' completions parse, through IPython's own completer, before any test runs: the
+    kernels then only read it.
     """
-    cache = tempfile.mkdtemp(prefix="runtimelib-tests-cache-")
-    config.stash[_CACHE] = cache
-    os.environ.setdefault("RUNTIMELIB_TESTS_USER_CACHE", str(USER_CACHE))
+    if "RUNTIMELIB_TESTS_USER_CACHE" in os.environ:
+        return  # an xdist worker: the directory is its parent's
+    os.environ["RUNTIMELIB_TESTS_USER_CACHE"] = str(USER_CACHE)
     # pip, which some tests run (a bare machine's install, the gateway's environment), keeps
     # the user's cache of wheels.
     os.environ.setdefault("PIP_CACHE_DIR", str(USER_CACHE / "pip"))
+    cache = tempfile.mkdtemp(prefix="runtimelib-tests-cache-")
+    config.stash[_CACHE] = cache
     os.environ["XDG_CACHE_HOME"] = cache
+    subprocess.run(
+        [sys.executable, "-c", _FILL_COMPLETION_CACHE],
+        env={**os.environ, "IPYTHONDIR": os.path.join(cache, "ipython")},
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+
+
+_FILL_COMPLETION_CACHE = """
+from IPython.core.completer import provisionalcompleter
+from IPython.core.interactiveshell import InteractiveShell
+import jedi
+
+shell = InteractiveShell.instance()
+with provisionalcompleter():
+    for text in ("pri", "print", "import o", "os.pa"):
+        list(shell.Completer.completions(text, len(text)))
+jedi.Interpreter("pri", [{}]).complete()
+"""
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
