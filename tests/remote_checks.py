@@ -3,6 +3,12 @@ they wait for."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 from runtimelib.client import Output
 from runtimelib.messages import Stream
 
@@ -37,3 +43,48 @@ def legacy(fmt: str) -> bool:
 
 def started_sleeping(output: Output) -> bool:
     return isinstance(output, Stream) and "sleeping" in output.text
+
+
+class SlowLaunchServer:
+    """A server whose kernel launch takes ``delay`` seconds, as a gateway starting kernels on
+    a cluster does. It starts no process: it records the ids of the kernels it answered for
+    (``started``) and of those it was asked to shut down (``deleted``); ``launching`` is set
+    when a launch request arrives."""
+
+    def __init__(self, delay: float) -> None:
+        started: list[str] = []
+        deleted: list[str] = []
+        launching = threading.Event()
+        self.started, self.deleted, self.launching = started, deleted, launching
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                launching.set()
+                time.sleep(delay)
+                kernel_id = str(uuid.uuid4())
+                started.append(kernel_id)
+                body = json.dumps({"id": kernel_id, "name": "python3"}).encode()
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_DELETE(self) -> None:
+                deleted.append(self.path.rstrip("/").rsplit("/", 1)[-1])
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.block_on_close = False  # a launch still sleeping is not waited for
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -23,6 +23,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from runtimelib.errors import ServerNotFoundError
 from runtimelib.remote import JupyterServer
 
+from .remote_checks import SlowLaunchServer
 from .servers import Server, free_port
 from .test_cli import COMMAND, PNG_REPR, _without_timing, _write
 from .test_notebook import _joined_streams
@@ -551,3 +552,30 @@ async def test_execute_notebook_async_takes_a_kernel_factory(server: Server) -> 
     assert asked == ["runtimelib-echo"]
     assert [o.get("text") for o in done.cells[0].outputs] == ["hello there\n"]
     assert kernel_ids(server) == before
+
+
+@pytest.mark.parametrize("command", [["start"], ["run", "-c", "1"]])
+def test_ctrl_c_while_the_server_starts_the_kernel_leaves_none_behind(command: list[str]) -> None:
+    # A launch that takes the server a while (a gateway on a cluster): Ctrl-C meanwhile waits
+    # for the kernel's id, to shut that kernel down, and leaves with 130.
+    server = SlowLaunchServer(delay=1.5)
+    try:
+        cmd = subprocess.Popen(
+            [*COMMAND, command[0], "--server", server.url, *command[1:]],
+            env={**os.environ, "JUPYTER_TOKEN": "t"},
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert server.launching.wait(30)
+            cmd.send_signal(signal.SIGINT)
+            out, err = cmd.communicate(timeout=30)
+        finally:
+            if cmd.poll() is None:
+                cmd.kill()
+                cmd.communicate()
+        assert cmd.returncode == 130, err
+        assert (out, err) == ("", "")
+        assert len(server.started) == 1
+        assert server.deleted == server.started
+    finally:
+        server.close()

@@ -42,6 +42,7 @@ from runtimelib.remote import (
 from runtimelib.transports.websocket import Endpoint, WebsocketAsyncTransport, WebsocketTransport
 
 from .proxies import CuttingProxy
+from .remote_checks import SlowLaunchServer
 from .servers import Server, running_server
 
 pytestmark = pytest.mark.kernel
@@ -562,32 +563,79 @@ async def test_frames_that_are_not_messages_are_dropped_async() -> None:
 
 def test_a_launch_past_launch_timeout_is_a_timeout_error() -> None:
     """A server that takes longer to start a kernel than ``launch_timeout`` allows."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Slow(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            time.sleep(3)
-            self.send_response(201)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = SlowLaunchServer(delay=3)
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
         started = time.monotonic()
         with (
             pytest.raises(KernelTimeoutError) as caught,
-            RemoteKernelManager("python3", url, "t", launch_timeout=0.5),
+            RemoteKernelManager("python3", server.url, "t", launch_timeout=0.5),
         ):
             pass
         assert time.monotonic() - started < 2.5
         assert "launch_timeout" in str(caught.value)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
+
+
+# -- a launch interrupted half way leaves no kernel behind -----------------------------------------
+
+
+def test_ctrl_c_during_a_launch_shuts_the_launched_kernel_down() -> None:
+    server = SlowLaunchServer(delay=1.0)
+    main = threading.main_thread().ident
+    assert main is not None
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    ctrl_c = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+    try:
+        started = time.monotonic()
+        ctrl_c.start()
+        km = RemoteKernelManager("python3", server.url, "t")
+        with pytest.raises(KeyboardInterrupt), km:
+            pytest.fail("the launch was interrupted")
+        assert km.server._http.is_closed
+        # It waited for the server's answer, to shut that kernel down.
+        assert time.monotonic() - started >= 1.0
+        assert len(server.started) == 1
+        assert server.deleted == server.started
+    finally:
+        ctrl_c.cancel()
+        signal.signal(signal.SIGINT, previous)
+        server.close()
+
+
+@pytest.mark.anyio
+async def test_a_launch_cancelled_half_way_shuts_the_launched_kernel_down() -> None:
+    server = SlowLaunchServer(delay=1.0)
+    try:
+        km = AsyncRemoteKernelManager("python3", server.url, "t")
+        with anyio.move_on_after(0.3) as scope:
+            async with km:
+                pytest.fail("the launch was cancelled")
+        assert scope.cancelled_caught
+        assert km.server._http.is_closed
+        assert len(server.started) == 1
+        assert server.deleted == server.started
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_a_launch_in_a_task_cancelled_by_asyncio_shuts_the_kernel_down() -> None:
+    import asyncio
+
+    server = SlowLaunchServer(delay=1.0)
+    try:
+        async with AsyncJupyterServer(server.url, "t") as api:
+            task = asyncio.ensure_future(api.start_kernel("python3"))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert len(server.started) == 1
+        assert server.deleted == server.started
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ import weakref
 from types import TracebackType
 from typing import Any, TypeVar
 
+import anyio
+
 from ..client import AsyncKernelClient, KernelClient
 from ..errors import KernelDiedError, ServerNotFoundError
 from ..protocol import Session
@@ -214,7 +216,12 @@ class AsyncRemoteKernelManager(_RemoteBase):
         await self.server.aclose()
 
     async def __aenter__(self) -> AsyncRemoteKernelManager:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+            raise
         return self
 
     async def __aexit__(
@@ -303,7 +310,11 @@ class RemoteKernelManager(_RemoteBase):
         self.server.close()
 
     def __enter__(self) -> RemoteKernelManager:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(

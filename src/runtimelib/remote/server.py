@@ -5,13 +5,21 @@ Both twins send the requests api.py describes with httpx (its async and its bloc
 and check the answers there; nothing else differs between them. A launch waits up to
 ``launch_timeout`` (gateways starting kernels on a cluster take tens of seconds); every other
 request up to ``timeout``.
+
+A launch is never abandoned half way, since the kernel it asked for would run on unowned:
+interrupted (KeyboardInterrupt in blocking code, a cancellation in async code) while the
+server starts the kernel, ``start_kernel`` still waits for the server's answer, shuts that
+kernel down, and then lets the interruption go on. A second KeyboardInterrupt stops waiting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from types import TracebackType
 from typing import Any
 
+import anyio
 import httpx
 
 from ..errors import KernelTimeoutError, RuntimelibError, ServerError, ServerUnavailableError
@@ -100,7 +108,7 @@ class AsyncJupyterServer(_ServerBase):
         """Start a kernel (the server's default when ``name`` is None); a kernelspec the
         server does not have is ServerNotFoundError."""
         try:
-            return await self._call(api.start_kernel(self.url, name, path, env))  # type: ignore[no-any-return]
+            return await self._launch(api.start_kernel(self.url, name, path, env))
         except ServerUnavailableError as exc:
             if not api.may_be_unknown_kernelspec(name, exc):
                 raise
@@ -109,6 +117,23 @@ class AsyncJupyterServer(_ServerBase):
             except ServerError:
                 raise exc from None  # the first error says more
             raise api.unknown_kernelspec(self.url, name, specs) or exc from None
+
+    async def _launch(self, call: Call) -> KernelModel:
+        interruption: BaseException | None = None
+        with anyio.CancelScope(shield=True):  # from the cancel scopes of anyio and trio
+            try:
+                model: KernelModel = await _past_asyncio_cancellation(self._call(call))
+            except _Interrupted as interrupted:  # the asyncio task itself was cancelled
+                interruption, model = interrupted.cancellation, interrupted.model
+        if interruption is None:
+            try:
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                return model
+            except anyio.get_cancelled_exc_class() as exc:
+                interruption = exc
+        with anyio.CancelScope(shield=True), contextlib.suppress(RuntimelibError):
+            await self.shutdown_kernel(model.id)
+        raise interruption
 
     async def interrupt_kernel(self, kernel_id: str) -> None:
         await self._call(api.interrupt_kernel(self.url, kernel_id))
@@ -176,7 +201,7 @@ class JupyterServer(_ServerBase):
         """Start a kernel (the server's default when ``name`` is None); a kernelspec the
         server does not have is ServerNotFoundError."""
         try:
-            return self._call(api.start_kernel(self.url, name, path, env))  # type: ignore[no-any-return]
+            return self._launch(api.start_kernel(self.url, name, path, env))
         except ServerUnavailableError as exc:
             if not api.may_be_unknown_kernelspec(name, exc):
                 raise
@@ -185,6 +210,33 @@ class JupyterServer(_ServerBase):
             except ServerError:
                 raise exc from None  # the first error says more
             raise api.unknown_kernelspec(self.url, name, specs) or exc from None
+
+    def _launch(self, call: Call) -> KernelModel:
+        # The request runs in a thread of its own, so that a KeyboardInterrupt (which Python
+        # raises in the main thread) cannot lose its answer.
+        outcome: list[Any] = []
+        done = threading.Event()  # not Thread.join: one interrupted cannot be joined again
+
+        def launch() -> None:
+            try:
+                outcome.append(self._call(call))
+            except BaseException as exc:
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=launch, name="runtimelib-launch", daemon=True).start()
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            done.wait()  # a second KeyboardInterrupt leaves from here
+            if isinstance(outcome[0], KernelModel):
+                with contextlib.suppress(RuntimelibError):
+                    self.shutdown_kernel(outcome[0].id)
+            raise
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]  # type: ignore[no-any-return]
 
     def interrupt_kernel(self, kernel_id: str) -> None:
         self._call(api.interrupt_kernel(self.url, kernel_id))
@@ -212,3 +264,29 @@ class JupyterServer(_ServerBase):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Interrupted(Exception):
+    def __init__(self, cancellation: BaseException, model: KernelModel) -> None:
+        self.cancellation, self.model = cancellation, model
+
+
+async def _past_asyncio_cancellation(launch: Any) -> KernelModel:
+    """The launch's answer, also when asyncio cancels the task meanwhile (``task.cancel``,
+    ``asyncio.timeout``), which anyio's shield does not hold back: then _Interrupted carries
+    the answer and the cancellation. On trio there is nothing more to do."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return await launch  # type: ignore[no-any-return]
+    request = asyncio.ensure_future(launch)
+    try:
+        return await asyncio.shield(request)
+    except asyncio.CancelledError as cancellation:
+        try:
+            model = await request  # a second cancellation stops waiting
+        except Exception:
+            raise cancellation from None
+        raise _Interrupted(cancellation, model) from None
