@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import stat
+import subprocess
 import sys
 import threading
 import warnings
@@ -547,6 +548,48 @@ def test_free_ports_are_outside_the_ephemeral_range() -> None:
     assert start is not None
     ports = find_free_ports(50)
     assert all(start - 16384 <= port < start for port in ports), ports
+
+
+DRAWS = """
+import subprocess
+import sys
+from runtimelib import connection
+connection._PORT_WINDOW = 2048  # a narrow window: without reservations draws would collide
+sys.stdin.readline()  # every process draws at the same moment
+print(" ".join(map(str, connection.find_free_ports(300))), flush=True)
+sys.stdin.readline()  # and holds its ports until all have drawn
+"""
+
+
+@pytest.mark.skipif(_ephemeral_start() is None, reason="no ip_local_port_range (not Linux)")
+def test_processes_drawing_ports_at_once_never_get_the_same_one() -> None:
+    """Kernels started by different processes at the same moment (parallel notebook runs,
+    test workers): no port goes to two of them, though each probe finds it free."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", DRAWS],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        drawn = []
+        for proc in procs:
+            assert proc.stdout is not None
+            drawn.append(set(map(int, proc.stdout.readline().split())))
+        assert [len(ports) for ports in drawn] == [300] * 4
+        shared = [a & b for i, a in enumerate(drawn) for b in drawn[i + 1 :]]
+        assert all(not common for common in shared), shared
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.communicate()
 
 
 def test_free_ports_fall_back_to_the_os_when_the_window_is_taken(

@@ -7,11 +7,18 @@ import errno
 import os
 import secrets
 import socket
+import stat
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+
+try:
+    import fcntl
+except ImportError:  # Windows: the probe's bind is the only check
+    fcntl = None  # type: ignore[assignment]
 
 import msgspec
 
@@ -358,6 +365,13 @@ _handed_out_lock = threading.Lock()
 _handed_out_tcp: set[int] = set()
 _handed_out_ipc: set[str] = set()
 
+#: How long a port handed out stays reserved against other processes: time enough for the
+#: kernel to bind it, after which no probe can.
+_RESERVED_FOR = 120.0
+# Reservations held by this process: port -> (locked file, when), under _handed_out_lock.
+_reservations: dict[int, tuple[int, float]] = {}
+_reservation_dir: list[str | None] = []  # found once: [] until then, [None] if there is none
+
 #: How many ports below the ephemeral range kernel ports are drawn from.
 _PORT_WINDOW = 16384
 #: Draws in that window before falling back to ports the OS picks.
@@ -431,7 +445,7 @@ def _free_tcp_ports(count: int, ip: str) -> list[int]:
                 if port is None:
                     window = None  # the window is crowded: let the OS choose
                     continue
-                if port not in _handed_out_tcp:
+                if port not in _handed_out_tcp and _reserve(port):
                     ports.append(port)
         except OSError as exc:
             raise ConnectionFileError(f"cannot find a free port on {ip!r}: {exc}") from exc
@@ -440,6 +454,55 @@ def _free_tcp_ports(count: int, ip: str) -> list[int]:
                 probe.close()
         _handed_out_tcp.update(ports)
     return ports
+
+
+def _reserve(port: int) -> bool:
+    """Whether ``port`` is now reserved for this process against every other process on this
+    machine that draws kernel ports here, through an advisory lock on a file named after it.
+
+    Another process (a parallel notebook run, a test worker) drawing from the same window can
+    probe the same port before either kernel has bound it; one kernel then fails with "Address
+    already in use", and a client that reached the other kernel meanwhile talks to the wrong
+    one. Where locks cannot be had, the probe's bind is the only check, as it was.
+    """
+    now = time.monotonic()
+    for held, (fd, when) in list(_reservations.items()):
+        if now - when > _RESERVED_FOR:
+            del _reservations[held]
+            os.close(fd)
+    directory = _port_lock_dir()
+    if directory is None:
+        return True
+    try:
+        fd = os.open(os.path.join(directory, str(port)), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False  # another process holds it
+    _reservations[port] = (fd, now)
+    return True
+
+
+def _port_lock_dir() -> str | None:
+    """The directory of the port locks (one per user, private to it), or None."""
+    if not _reservation_dir:
+        path: str | None = None
+        if fcntl is not None and hasattr(os, "getuid"):
+            import tempfile
+
+            path = os.path.join(tempfile.gettempdir(), f"runtimelib-ports-{os.getuid()}")
+            try:
+                os.makedirs(path, mode=0o700, exist_ok=True)
+                status = os.lstat(path)
+                if not (stat.S_ISDIR(status.st_mode) and status.st_uid == os.getuid()):
+                    path = None  # not ours (someone else made it, or a link)
+            except OSError:
+                path = None
+        _reservation_dir.append(path)
+    return _reservation_dir[0]
 
 
 def _bind_probe(probe: socket.socket, host: str, window: range | None) -> int | None:
