@@ -1177,6 +1177,37 @@ async def test_python_many_prints_all_arrive(
         assert result.stdout == "".join(f"{i}\n" for i in range(n))
 
 
+def test_stream_text_goes_out_in_the_order_it_was_written() -> None:
+    """The code's thread and the flusher thread both send a stream's text: one that took its
+    text first and was then preempted before publishing must still publish first (20,000
+    prints once arrived with a later chunk ahead of an earlier one)."""
+    from runtimelib.kernel.python_io import OutStream
+
+    class Kernel:
+        shield = contextlib.nullcontext()
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+            self.publishing = threading.Event()
+
+        def publish_now(self, content: Any, parent: Any) -> None:
+            if not self.publishing.is_set():
+                self.publishing.set()
+                time.sleep(0.3)  # preempted between taking its text and publishing it
+            self.sent.append(content.text)
+
+    kernel = Kernel()
+    stream = OutStream(kernel, "stdout")
+    stream.write("first\n")
+    flusher = threading.Thread(target=stream.flush)
+    flusher.start()
+    assert kernel.publishing.wait(5)
+    stream.write("second\n")
+    stream.flush()
+    flusher.join()
+    assert kernel.sent == ["first\n", "second\n"]
+
+
 # -- a kernel outlives no parent ------------------------------------------------------------------
 
 LAUNCHER = """

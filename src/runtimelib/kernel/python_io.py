@@ -81,6 +81,9 @@ class OutStream(_TextOut):
         self.name = name
         self._buffer: list[str] = []
         self._lock = threading.Lock()
+        # Held from taking text out of the buffer until it is published: the code's thread and
+        # the flusher both send, and text taken first must go out first.
+        self._sending = threading.Lock()
         self._first_write = 0.0
         self.parent: Message[Any] | None = None
 
@@ -111,7 +114,7 @@ class OutStream(_TextOut):
     def _send(self, *, whole_lines: bool) -> None:
         """Publish what is buffered; with ``whole_lines``, up to its last newline only (all
         of it if it holds none: a partial line that has waited long enough)."""
-        with self.kernel.shield:
+        with self.kernel.shield, self._sending:
             with self._lock:
                 text = "".join(self._buffer)
                 self._buffer.clear()
