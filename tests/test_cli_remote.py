@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +63,27 @@ def side_by_side(
     more than the time of one), as ``cli`` runs them."""
     with ThreadPoolExecutor(len(commands)) as pool:
         return list(pool.map(lambda command: cli(*command, token=token, input=input), commands))
+
+
+def interrupted(
+    args: list[str], token: str, when_ready: Callable[[subprocess.Popen[str]], None]
+) -> subprocess.CompletedProcess[str]:
+    """The command, sent SIGINT once ``when_ready`` returns, run to its end (killed if it
+    does not end)."""
+    process = subprocess.Popen(
+        [*COMMAND, *args],
+        env={**os.environ, "JUPYTER_TOKEN": token},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        when_ready(process)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 @pytest.fixture
@@ -237,23 +258,16 @@ def test_run_starts_a_kernel_and_shuts_it_down(server: Server) -> None:
 def test_ctrl_c_ends_a_run_and_its_kernel(server: Server) -> None:
     before = kernel_ids(server)
     code = "import time\nprint('sleeping', flush=True)\ntime.sleep(60)"
-    process = subprocess.Popen(
-        [*COMMAND, "run", "--server", server.url, "-k", "python3", "-c", code],
-        env={**os.environ, "JUPYTER_TOKEN": server.token},
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+
+    def sleeping(process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         assert process.stdout.readline() == "sleeping\n"
         assert len(kernel_ids(server) - before) == 1
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+
+    args = ["run", "--server", server.url, "-k", "python3", "-c", code]
+    process = interrupted(args, server.token, sleeping)
     assert process.returncode == 130
-    assert "KeyboardInterrupt" in err  # the server interrupted the code
+    assert "KeyboardInterrupt" in process.stderr  # the server interrupted the code
     assert kernel_ids(server) == before
 
 
@@ -560,21 +574,14 @@ def test_ctrl_c_while_the_server_starts_the_kernel_leaves_none_behind(command: l
     # for the kernel's id, to shut that kernel down, and leaves with 130.
     server = SlowLaunchServer(delay=1.5)
     try:
-        cmd = subprocess.Popen(
-            [*COMMAND, command[0], "--server", server.url, *command[1:]],
-            env={**os.environ, "JUPYTER_TOKEN": "t"},
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
+        args = [command[0], "--server", server.url, *command[1:]]
+
+        def launching(_: subprocess.Popen[str]) -> None:
             assert server.launching.wait(30)
-            cmd.send_signal(signal.SIGINT)
-            out, err = cmd.communicate(timeout=30)
-        finally:
-            if cmd.poll() is None:
-                cmd.kill()
-                cmd.communicate()
-        assert cmd.returncode == 130, err
-        assert (out, err) == ("", "")
+
+        cmd = interrupted(args, "t", launching)
+        assert cmd.returncode == 130, cmd.stderr
+        assert (cmd.stdout, cmd.stderr) == ("", "")
         assert len(server.started) == 1
         assert server.deleted == server.started
     finally:
