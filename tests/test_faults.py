@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -108,6 +109,30 @@ def test_output_before_a_silent_heartbeat_is_delivered_first() -> None:
         ):
             kc.execute(DIES_AFTER_OUTPUT, timeout=T, on_output=_slow_consumer(seen))
     _check_all_lines(seen)
+
+
+def test_a_client_of_a_kernel_its_manager_restarts_fails_the_request_at_once() -> None:
+    """A client made from the connection info (not the manager's) while the manager restarts
+    the kernel: the new kernel says it is starting, and the request the old one was running
+    fails then, not at its timeout; the next runs on the new kernel, same ports."""
+    with KernelManager("python3") as km:
+        assert km.connection_info is not None
+        with KernelClient(km.connection_info) as kc:
+            kc.execute("marker = 1", timeout=T)
+
+            def restart_once_sleeping(output: Output) -> None:
+                if isinstance(output, Stream) and "sleeping" in output.text:
+                    threading.Thread(target=km.restart).start()
+
+            started = time.monotonic()
+            with pytest.raises(errors.KernelDiedError, match="restarted while running"):
+                kc.execute(
+                    "print('sleeping', flush=True)\nimport time\ntime.sleep(50)",
+                    timeout=T,
+                    on_output=restart_once_sleeping,
+                )
+            assert time.monotonic() - started < 30
+            assert kc.execute("print('marker' in dir())", timeout=T).stdout == "False\n"
 
 
 # -- 2. an output above the frame limit fails its request ------------------------------------------

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import RemoteProtocolError
+from ..errors import KernelDiedError, RemoteProtocolError
 from ..messages import Content, Message
 from ..transports.base import OutputGap, RequestLost
 
@@ -49,6 +49,9 @@ class Router:
         self.last_iopub = 0.0
         #: Why output of a pending request may be missing, by its msg_id (see OutputGap).
         self.gaps: dict[str, str] = {}
+        # Pending requests the kernel has begun (it said busy for them): a kernel that then
+        # says it is starting is a new one, and their replies will never come.
+        self._begun: set[str] = set()
 
     def open(self, msg_id: str, inbox: Inbox) -> None:
         """Send the messages whose parent is ``msg_id`` to ``inbox`` from now on.
@@ -65,6 +68,7 @@ class Router:
         """Stop routing for ``msg_id``; later messages go to the backlog."""
         self._inboxes.pop(msg_id, None)
         self.gaps.pop(msg_id, None)
+        self._begun.discard(msg_id)
 
     @property
     def pending(self) -> int:
@@ -90,9 +94,28 @@ class Router:
         parent = message.parent_id
         inbox = self._inboxes.get(parent) if parent else None
         if inbox is not None:
+            if message.msg_type == "status" and parent:
+                self._begun.add(parent)
             inbox.put(message)
         else:
+            state = getattr(message.content, "execution_state", None)
+            if state == "starting" and message.msg_type == "status":
+                self._kernel_started()
             self.backlog.append(message)
+
+    def _kernel_started(self) -> None:
+        """The kernel says it is starting: one that restarted (another client or its server
+        restarted it) has lost what it was running. iopub comes from one socket in order, so
+        a request the new kernel began said busy after this: only the old kernel's requests
+        fail. Requests it had not begun may still reach the new kernel."""
+        for msg_id in self._begun & self._inboxes.keys():
+            self._inboxes[msg_id].put(
+                KernelDiedError(
+                    "the kernel restarted while running this request (restarted by another"
+                    " client or by its server): its reply will not come"
+                )
+            )
+        self._begun.clear()
 
     def _dispatch_news(self, news: RemoteProtocolError | OutputGap | RequestLost) -> None:
         if isinstance(news, RequestLost):
