@@ -42,7 +42,7 @@ from runtimelib.remote import (
 from runtimelib.transports.websocket import Endpoint, WebsocketAsyncTransport, WebsocketTransport
 
 from .proxies import CuttingProxy
-from .remote_checks import FRESH, SLEEP, SlowLaunchServer, started_sleeping
+from .remote_checks import SlowLaunchServer
 from .servers import Server, running_server
 
 pytestmark = pytest.mark.kernel
@@ -323,34 +323,6 @@ def test_a_kernel_the_server_restarts_after_it_died_fails_pending_requests(
         again = client.execute("import os; print(os.getpid())", timeout=30)
         assert again.stdout.strip().isdigit()
         assert int(again.stdout) != pid
-
-
-@pytest.mark.parametrize("legacy", [False, True], ids=["v1", "legacy"])
-def test_a_restart_by_another_client_fails_the_request_the_old_kernel_ran(
-    remote_server: Server, legacy: bool
-) -> None:
-    """Another client restarts the kernel through REST while this one waits for a reply. The
-    server says nothing of it, but the new kernel says it is starting: the request the old
-    kernel was running fails at once, not at its timeout, and the next one runs."""
-    url, token = remote_server.url, remote_server.token
-    with (
-        RemoteKernelManager("python3", url, token, legacy=legacy, poll_interval=60.0) as km,
-        km.client() as client,
-        JupyterServer(url, token) as other,
-    ):
-        assert km.kernel_id is not None
-        kernel_id = km.kernel_id
-        client.execute("marker = 1", timeout=30)
-
-        def restart_once_sleeping(output: Output) -> None:
-            if started_sleeping(output):
-                threading.Thread(target=other.restart_kernel, args=(kernel_id,)).start()
-
-        started = time.monotonic()
-        with pytest.raises(KernelDiedError, match="restarted while running this request"):
-            client.execute(SLEEP, timeout=60, on_output=restart_once_sleeping)
-        assert time.monotonic() - started < 30
-        assert client.execute(FRESH, timeout=30).stdout == "False\n"
 
 
 def test_a_kernel_restarted_by_another_client_takes_requests_again(
