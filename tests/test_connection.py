@@ -592,6 +592,27 @@ def test_processes_drawing_ports_at_once_never_get_the_same_one() -> None:
             proc.communicate()
 
 
+@posix_only
+def test_a_lock_directory_that_is_not_ours_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone put a link where the port locks go: no lock is taken through it, and ports
+    are still found (the probe's bind is then the only check)."""
+    import tempfile
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / f"runtimelib-ports-{os.getuid()}").symlink_to(elsewhere)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    connection._port_lock_dir.cache_clear()
+    try:
+        assert connection._port_lock_dir() is None
+        assert len(set(find_free_ports(5))) == 5
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        connection._port_lock_dir.cache_clear()
+
+
 def test_free_ports_fall_back_to_the_os_when_the_window_is_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

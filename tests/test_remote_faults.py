@@ -517,6 +517,15 @@ class FakeKernelServer:
                 elif isinstance(event, Ping):
                     conn.sendall(ws.send(event.response()))
 
+    def endpoint(self, session: Session, headers: dict[str, str]) -> Endpoint:
+        """Where a client of ``session`` reaches this server."""
+        return Endpoint(
+            host="127.0.0.1",
+            port=self.port,
+            target=f"/api/kernels/fake/channels?session_id={session.session_id}",
+            headers=headers,
+        )
+
     def close(self) -> None:
         self.listener.close()
 
@@ -525,12 +534,7 @@ def test_frames_that_are_not_messages_are_dropped_and_the_client_keeps_serving()
     fake = FakeKernelServer()
     try:
         session = Session()
-        endpoint = Endpoint(
-            host="127.0.0.1",
-            port=fake.port,
-            target=f"/api/kernels/fake/channels?session_id={session.session_id}",
-            headers={"Authorization": "token t"},
-        )
+        endpoint = fake.endpoint(session, {"Authorization": "token t"})
         client = KernelClient(WebsocketTransport(endpoint, session), ready_timeout=None)
         with client:
             for _ in range(3):
@@ -546,12 +550,7 @@ async def test_frames_that_are_not_messages_are_dropped_async() -> None:
     fake = FakeKernelServer()
     try:
         session = Session()
-        endpoint = Endpoint(
-            host="127.0.0.1",
-            port=fake.port,
-            target=f"/api/kernels/fake/channels?session_id={session.session_id}",
-            headers={},
-        )
+        endpoint = fake.endpoint(session, {})
         transport = WebsocketAsyncTransport(endpoint, session)
         async with AsyncKernelClient(transport, ready_timeout=None) as client:
             for _ in range(3):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import secrets
 import socket
@@ -370,7 +371,6 @@ _handed_out_ipc: set[str] = set()
 _RESERVED_FOR = 120.0
 # Reservations held by this process: port -> (locked file, when), under _handed_out_lock.
 _reservations: dict[int, tuple[int, float]] = {}
-_reservation_dir: list[str | None] = []  # found once: [] until then, [None] if there is none
 
 #: How many ports below the ephemeral range kernel ports are drawn from.
 _PORT_WINDOW = 16384
@@ -486,23 +486,22 @@ def _reserve(port: int) -> bool:
     return True
 
 
+@functools.cache
 def _port_lock_dir() -> str | None:
     """The directory of the port locks (one per user, private to it), or None."""
-    if not _reservation_dir:
-        path: str | None = None
-        if fcntl is not None and hasattr(os, "getuid"):
-            import tempfile
+    if fcntl is None or not hasattr(os, "getuid"):
+        return None
+    import tempfile
 
-            path = os.path.join(tempfile.gettempdir(), f"runtimelib-ports-{os.getuid()}")
-            try:
-                os.makedirs(path, mode=0o700, exist_ok=True)
-                status = os.lstat(path)
-                if not (stat.S_ISDIR(status.st_mode) and status.st_uid == os.getuid()):
-                    path = None  # not ours (someone else made it, or a link)
-            except OSError:
-                path = None
-        _reservation_dir.append(path)
-    return _reservation_dir[0]
+    path = os.path.join(tempfile.gettempdir(), f"runtimelib-ports-{os.getuid()}")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        status = os.lstat(path)
+    except OSError:
+        return None
+    if not (stat.S_ISDIR(status.st_mode) and status.st_uid == os.getuid()):
+        return None  # not ours (someone else made it, or a link)
+    return path
 
 
 def _bind_probe(probe: socket.socket, host: str, window: range | None) -> int | None:

@@ -49,8 +49,9 @@ class Router:
         self.last_iopub = 0.0
         #: Why output of a pending request may be missing, by its msg_id (see OutputGap).
         self.gaps: dict[str, str] = {}
-        # Pending requests the kernel has begun (it said busy for them): a kernel that then
-        # says it is starting is a new one, and their replies will never come.
+        # Pending requests the kernel has begun (it sent a status for them), a subset of the
+        # inboxes' keys: a kernel that then says it is starting is a new one, and their
+        # replies will never come.
         self._begun: set[str] = set()
 
     def open(self, msg_id: str, inbox: Inbox) -> None:
@@ -108,7 +109,7 @@ class Router:
         restarted it) has lost what it was running. iopub comes from one socket in order, so
         a request the new kernel began said busy after this: only the old kernel's requests
         fail. Requests it had not begun may still reach the new kernel."""
-        for msg_id in self._begun & self._inboxes.keys():
+        for msg_id in self._begun:
             self._inboxes[msg_id].put(
                 KernelDiedError(
                     "the kernel restarted while running this request (restarted by another"

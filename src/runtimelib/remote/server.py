@@ -119,12 +119,8 @@ class AsyncJupyterServer(_ServerBase):
             raise api.unknown_kernelspec(self.url, name, specs) or exc from None
 
     async def _launch(self, call: Call) -> KernelModel:
-        interruption: BaseException | None = None
         with anyio.CancelScope(shield=True):  # from the cancel scopes of anyio and trio
-            try:
-                model: KernelModel = await _past_asyncio_cancellation(self._call(call))
-            except _Interrupted as interrupted:  # the asyncio task itself was cancelled
-                interruption, model = interrupted.cancellation, interrupted.model
+            model, interruption = await _answer_despite_asyncio_cancel(self._call(call))
         if interruption is None:
             try:
                 await anyio.lowlevel.checkpoint_if_cancelled()
@@ -266,27 +262,23 @@ class JupyterServer(_ServerBase):
         self.close()
 
 
-class _Interrupted(Exception):
-    def __init__(self, cancellation: BaseException, model: KernelModel) -> None:
-        self.cancellation, self.model = cancellation, model
-
-
-async def _past_asyncio_cancellation(launch: Any) -> KernelModel:
-    """The launch's answer, also when asyncio cancels the task meanwhile (``task.cancel``,
-    ``asyncio.timeout``), which anyio's shield does not hold back: then _Interrupted carries
-    the answer and the cancellation. On trio there is nothing more to do."""
+async def _answer_despite_asyncio_cancel(
+    launch: Any,
+) -> tuple[KernelModel, BaseException | None]:
+    """The launch's answer, and the cancellation that came meanwhile if asyncio cancelled the
+    task (``task.cancel``, ``asyncio.timeout``), which anyio's shield does not hold back. On
+    trio there is nothing more to do."""
     import asyncio
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return await launch  # type: ignore[no-any-return]
+        return await launch, None
     request = asyncio.ensure_future(launch)
     try:
-        return await asyncio.shield(request)
+        return await asyncio.shield(request), None
     except asyncio.CancelledError as cancellation:
         try:
-            model = await request  # a second cancellation stops waiting
+            return await request, cancellation  # a second cancellation stops waiting
         except Exception:
             raise cancellation from None
-        raise _Interrupted(cancellation, model) from None
